@@ -1,0 +1,67 @@
+//! Accept: the `AcceptEx` of the tutorials, one-shot and multishot.
+//!
+//! | backend  | one-shot                          | multishot                                     |
+//! |----------|-----------------------------------|-----------------------------------------------|
+//! | io_uring | `IORING_OP_ACCEPT`                | `IORING_OP_ACCEPT` + `IORING_ACCEPT_MULTISHOT` |
+//! | epoll    | `accept4` now, again when readable | `accept4` until `EAGAIN` on every readable edge |
+//! | IOCP     | `AcceptEx` on a pre-made socket   | several `AcceptEx` kept posted                |
+//!
+//! Accepted sockets are non-blocking and close-on-exec, and already associated with the port.
+
+use std::net::{SocketAddr, TcpStream};
+
+use super::Raw;
+use crate::port::Outcome;
+use crate::sock::{AsSock, RawSock};
+
+/// Accepts one connection on a listening socket.
+///
+/// Completes with [`Outcome::Accept`]: the new stream and its peer address.
+#[derive(Debug)]
+pub struct Accept {
+    pub(crate) listener: RawSock,
+}
+
+impl Accept {
+    /// Accept one connection on `listener`.
+    pub fn new(listener: &impl AsSock) -> Accept {
+        Accept {
+            listener: listener.as_sock(),
+        }
+    }
+}
+
+/// Accepts connections until cancelled: one submission, one completion per connection.
+///
+/// This is what `AcceptEx` is for in the tutorials — no call per accepted connection. Every
+/// completion but the last has [`Completion::more`](crate::Completion::more) set. The op ends
+/// (a completion without `more`) when cancelled, on an error such as `EMFILE` (re-arm it once
+/// descriptors are free again), or when the backend had to stop it; re-submit to go on.
+#[derive(Debug)]
+pub struct AcceptMulti {
+    pub(crate) listener: RawSock,
+}
+
+impl AcceptMulti {
+    /// Accept connections on `listener` until cancelled.
+    pub fn new(listener: &impl AsSock) -> AcceptMulti {
+        AcceptMulti {
+            listener: listener.as_sock(),
+        }
+    }
+}
+
+pub(super) fn complete(raw: Raw) -> Outcome {
+    let Raw {
+        res, sock, addr, ..
+    } = raw;
+    Outcome::Accept(res.and_then(|_| {
+        let stream = TcpStream::from(sock.expect("a successful accept carries its socket"));
+        let peer: SocketAddr = match addr {
+            Some(addr) => addr,
+            // Multishot accept on io_uring has no room to report the address.
+            None => stream.peer_addr()?,
+        };
+        Ok((stream, peer))
+    }))
+}

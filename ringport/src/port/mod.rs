@@ -1,0 +1,390 @@
+//! [`Port`]: the completion port (`CreateIoCompletionPort` + `GetQueuedCompletionStatusEx`).
+
+mod completion;
+mod post;
+mod table;
+
+use std::fmt;
+use std::io;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use completion::{Completion, Completions, Outcome, is_cancelled, is_out_of_buffers};
+pub(crate) use completion::{cancelled_error, out_of_buffers_error};
+pub(crate) use post::PostBox;
+pub use post::Poster;
+pub use table::OpId;
+pub(crate) use table::OpTable;
+
+use crate::buf::{BufPool, MAX_POOL_BUFS};
+use crate::op::{OpKind, Operation};
+use crate::sock::AsSock;
+use crate::sys::{self, Driver};
+
+/// The environment variable that picks the backend when the builder leaves it to
+/// [`BackendChoice::Auto`]: `uring`, `epoll`, `iocp` or `auto`.
+pub const BACKEND_ENV: &str = "RINGPORT_BACKEND";
+
+/// A kernel mechanism behind a [`Port`].
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Linux io_uring: a real completion queue shared with the kernel.
+    Uring,
+    /// Readiness (epoll on Linux) turned into completions in user space.
+    Epoll,
+    /// Windows I/O completion ports.
+    Iocp,
+}
+
+impl Backend {
+    /// The backends this build can run, best first.
+    pub fn compiled() -> &'static [Backend] {
+        #[cfg(target_os = "linux")]
+        return &[Backend::Uring, Backend::Epoll];
+        #[cfg(all(unix, not(target_os = "linux")))]
+        return &[Backend::Epoll];
+        #[cfg(windows)]
+        return &[Backend::Iocp];
+    }
+
+    /// The short name (`uring`, `epoll`, `iocp`), as `RINGPORT_BACKEND` and the CLI spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Uring => "uring",
+            Backend::Epoll => "epoll",
+            Backend::Iocp => "iocp",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which backend a [`PortBuilder`] uses.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendChoice {
+    /// `RINGPORT_BACKEND` if set, else the best one the kernel allows: io_uring where its setup
+    /// and opcode probe succeed, epoll otherwise (logging why).
+    #[default]
+    Auto,
+    /// Exactly this backend; building fails if it is unavailable.
+    Only(Backend),
+}
+
+impl FromStr for BackendChoice {
+    type Err = io::Error;
+    fn from_str(s: &str) -> io::Result<BackendChoice> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => BackendChoice::Auto,
+            "uring" | "io_uring" | "io-uring" => BackendChoice::Only(Backend::Uring),
+            "epoll" | "poll" => BackendChoice::Only(Backend::Epoll),
+            "iocp" => BackendChoice::Only(Backend::Iocp),
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("unknown backend {other:?}: expected auto, uring, epoll or iocp"),
+                ));
+            }
+        })
+    }
+}
+
+impl From<Backend> for BackendChoice {
+    fn from(b: Backend) -> BackendChoice {
+        BackendChoice::Only(b)
+    }
+}
+
+/// Settings for a new [`Port`].
+#[derive(Clone, Debug)]
+pub struct PortBuilder {
+    backend: BackendChoice,
+    queue_depth: u32,
+    pool_buf_size: usize,
+    pool_bufs: usize,
+}
+
+impl Default for PortBuilder {
+    fn default() -> PortBuilder {
+        PortBuilder {
+            backend: BackendChoice::Auto,
+            queue_depth: 1024,
+            pool_buf_size: 4096,
+            pool_bufs: 1024,
+        }
+    }
+}
+
+impl PortBuilder {
+    /// Default settings: automatic backend, queue depth 1024, a pool of 1024 × 4 KiB buffers.
+    pub fn new() -> PortBuilder {
+        PortBuilder::default()
+    }
+
+    /// Chooses the backend ([`Backend`] or [`BackendChoice::Auto`]).
+    pub fn backend(mut self, backend: impl Into<BackendChoice>) -> PortBuilder {
+        self.backend = backend.into();
+        self
+    }
+
+    /// How many submissions the kernel queue holds before they are flushed (io_uring SQ size;
+    /// the completion queue is 8 times larger). Operations in flight are not limited by it.
+    pub fn queue_depth(mut self, entries: u32) -> PortBuilder {
+        self.queue_depth = entries;
+        self
+    }
+
+    /// The port's pool for multishot receives: `count` buffers of `buf_size` bytes.
+    pub fn pool(mut self, buf_size: usize, count: usize) -> PortBuilder {
+        self.pool_buf_size = buf_size;
+        self.pool_bufs = count;
+        self
+    }
+
+    /// Creates the port.
+    pub fn build(self) -> io::Result<Port> {
+        if self.queue_depth == 0 || self.queue_depth > 32768 {
+            return Err(invalid(format!(
+                "queue depth {} out of range 1..=32768",
+                self.queue_depth
+            )));
+        }
+        if self.pool_buf_size == 0 || !(1..=MAX_POOL_BUFS).contains(&self.pool_bufs) {
+            return Err(invalid(format!(
+                "pool of {} × {} bytes: need 1..={MAX_POOL_BUFS} buffers of at least 1 byte",
+                self.pool_bufs, self.pool_buf_size
+            )));
+        }
+        let choice = match self.backend {
+            BackendChoice::Auto => match std::env::var(BACKEND_ENV) {
+                Ok(v) => v.parse().map_err(|e: io::Error| {
+                    io::Error::new(e.kind(), format!("{BACKEND_ENV}: {e}"))
+                })?,
+                Err(_) => BackendChoice::Auto,
+            },
+            forced => forced,
+        };
+        let pool = BufPool::new(self.pool_buf_size, self.pool_bufs);
+        let settings = sys::Settings {
+            queue_depth: self.queue_depth,
+            pool: pool.clone(),
+        };
+        let opened = sys::open(choice, &settings)?;
+        if let Some(reason) = &opened.fallback {
+            tracing::warn!(backend = %opened.driver.backend(), "{reason}");
+        }
+        let posts = PostBox::new(opened.waker);
+        Ok(Port {
+            driver: opened.driver,
+            table: OpTable::default(),
+            posts,
+            pool,
+            fallback: opened.fallback,
+        })
+    }
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+/// A completion port: submit operations with their buffers, wait for batches of completions.
+///
+/// The model of the tutorials, made safe:
+///
+/// | IOCP                                   | ringport                                   |
+/// |----------------------------------------|--------------------------------------------|
+/// | `CreateIoCompletionPort(INVALID, …)`   | [`Port::new`], [`Port::builder`]           |
+/// | `CreateIoCompletionPort(sock, port, key)` | [`Port::associate`] (key: per-op token) |
+/// | `WSARecv`, `WSASend`, `AcceptEx`, …    | [`Port::submit`] with an [`op`](crate::op) |
+/// | `GetQueuedCompletionStatusEx`          | [`Port::wait`]                             |
+/// | `PostQueuedCompletionStatus`           | [`Poster::post`]                           |
+/// | `CancelIoEx`                           | [`Port::cancel`], [`Port::cancel_token`]   |
+///
+/// A port is driven by one thread at a time (`&mut self`); it can be moved between threads, and
+/// [`Poster`]s reach it from any thread. For several threads, give each its own port (as the
+/// [`server`](crate) framework does) rather than sharing one.
+///
+/// Dropping a port cancels every operation still in flight, waits until the kernel has let go of
+/// all their buffers, and frees everything (see the lifecycle in [`op`](crate::op)).
+pub struct Port {
+    driver: Box<dyn Driver>,
+    table: OpTable,
+    posts: Arc<PostBox>,
+    pool: BufPool,
+    fallback: Option<String>,
+}
+
+impl Port {
+    /// A port with default settings and the automatic backend choice.
+    pub fn new() -> io::Result<Port> {
+        PortBuilder::new().build()
+    }
+
+    /// Settings for a new port.
+    pub fn builder() -> PortBuilder {
+        PortBuilder::new()
+    }
+
+    /// The backend this port runs on.
+    pub fn backend(&self) -> Backend {
+        self.driver.backend()
+    }
+
+    /// Why the automatic choice did not pick the best backend (e.g. io_uring blocked by seccomp),
+    /// if it fell back.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// Whether this port's backend can run operations of `kind`.
+    pub fn supports(&self, kind: OpKind) -> bool {
+        self.driver.supports(kind)
+    }
+
+    /// The pool that feeds multishot receives ([`op::RecvMulti`](crate::op::RecvMulti)).
+    pub fn pool(&self) -> &BufPool {
+        &self.pool
+    }
+
+    /// Number of operations in flight (submitted, final completion not yet returned by `wait`).
+    pub fn in_flight(&self) -> usize {
+        self.table.len()
+    }
+
+    /// A handle to post completions to this port from any thread.
+    pub fn poster(&self) -> Poster {
+        Poster::new(self.posts.clone())
+    }
+
+    /// Associates a socket you created yourself with the port, before its first operation
+    /// (`CreateIoCompletionPort(socket, port, …)`): makes it non-blocking and lets the backend
+    /// set it up (required on IOCP). Sockets the port made — accepted, or connected by
+    /// [`op::Connect`](crate::op::Connect) — are associated already.
+    pub fn associate(&mut self, sock: &impl AsSock) -> io::Result<()> {
+        self.driver.associate(sock.as_sock())
+    }
+
+    /// Starts an operation; its completion will carry `token`.
+    ///
+    /// The op (and its buffer) belongs to the port until its final completion, which also
+    /// reports any failure of the operation itself (refused, reset, bad socket…). `submit` only
+    /// fails when the operation cannot start at all: `Unsupported` when the backend lacks it
+    /// (see [`supports`](Port::supports)), or an error of the port's own kernel object.
+    pub fn submit(&mut self, op: impl Operation, token: u64) -> io::Result<OpId> {
+        let op = op.into_op().0;
+        let kind = op.kind();
+        if !self.driver.supports(kind) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "the {} backend of this port cannot run {kind:?} operations",
+                    self.backend()
+                ),
+            ));
+        }
+        let id = self.table.insert(op, token);
+        if let Err(e) = self.driver.submit(&mut self.table, id) {
+            // The op never reached the kernel: it (and its buffer) is dropped here.
+            self.table.remove(id);
+            return Err(e);
+        }
+        Ok(id)
+    }
+
+    /// Asks the kernel to end operation `id` early (`CancelIoEx`).
+    ///
+    /// The op still delivers its final completion through [`wait`](Port::wait): cancelled, or
+    /// its real result if it finished first (nothing it received is ever lost). Fails with
+    /// `NotFound` if `id` is not in flight.
+    pub fn cancel(&mut self, id: OpId) -> io::Result<()> {
+        if !self.table.contains(id) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{id:?} is not in flight"),
+            ));
+        }
+        self.driver.cancel(&mut self.table, id)
+    }
+
+    /// Cancels every in-flight operation submitted with `token`; returns how many it asked to end.
+    pub fn cancel_token(&mut self, token: u64) -> io::Result<usize> {
+        let ids = self.table.ids_with_token(token);
+        for &id in &ids {
+            self.driver.cancel(&mut self.table, id)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// Waits for completions and puts up to `out.capacity()` of them in `out`
+    /// (`GetQueuedCompletionStatusEx`), replacing what it held. Returns how many.
+    ///
+    /// Queued submissions go to the kernel first, in one batch. `timeout` bounds the wait:
+    /// `None` waits until at least one completion is ready, `Some(Duration::ZERO)` only collects
+    /// what is ready now. Returns 0 only when the timeout expired first.
+    pub fn wait(&mut self, out: &mut Completions, timeout: Option<Duration>) -> io::Result<usize> {
+        out.items.clear();
+        let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        loop {
+            self.collect(out);
+            let remaining = match deadline {
+                None => None,
+                Some(None) => None, // too far away to represent: wait forever
+                Some(Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+            };
+            let block = out.items.is_empty() && remaining != Some(Duration::ZERO);
+            let sleeping = block && self.posts.prepare_sleep();
+            if block && !sleeping {
+                continue; // a post arrived: collect it
+            }
+            let wait_for = if block {
+                remaining
+            } else {
+                Some(Duration::ZERO)
+            };
+            let want = out.max - out.items.len();
+            let res = self.driver.wait(&mut self.table, want, wait_for);
+            if sleeping {
+                self.posts.woke();
+            }
+            res?;
+            self.collect(out);
+            let expired = remaining.is_some_and(|r| r.is_zero())
+                || matches!(deadline, Some(Some(d)) if Instant::now() >= d);
+            if !out.items.is_empty() || expired {
+                return Ok(out.items.len());
+            }
+        }
+    }
+
+    /// Moves ready completions (kernel ones first, then posted ones) into `out`.
+    fn collect(&mut self, out: &mut Completions) {
+        let room = out.max - out.items.len();
+        let n = room.min(self.table.ready.len());
+        out.items.extend(self.table.ready.drain(..n));
+        let room = out.max - out.items.len();
+        self.posts.drain_into(&mut out.items, room);
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.posts.close();
+        self.driver.shutdown(&mut self.table);
+        self.table.ready.clear();
+    }
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("backend", &self.backend())
+            .field("in_flight", &self.in_flight())
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,226 @@
+//! The table of in-flight operations: what the kernel is working on, keyed by [`OpId`].
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use slab::Slab;
+
+use super::completion::Completion;
+use crate::op::{Op, Raw};
+use crate::sys::Side;
+
+/// Identifies one submitted operation, from [`Port::submit`](crate::Port::submit) until its final
+/// completion; use it to [`cancel`](crate::Port::cancel) that one operation.
+///
+/// It is the OVERLAPPED pointer of the tutorials: unique among the port's in-flight operations,
+/// and never confused with a later operation that reuses the slot (it carries a generation).
+#[derive(Copy, Clone, PartialEq, Eq, Hash)]
+pub struct OpId(u64);
+
+/// Generations never take this value, so internal kernel tags (`u64` user data with it in the
+/// high half) cannot collide with an `OpId`.
+const RESERVED_GEN: u32 = u32::MAX;
+
+impl OpId {
+    /// The id carried by completions that [`Poster::post`](crate::Poster::post) made.
+    pub const POSTED: OpId = OpId((RESERVED_GEN as u64) << 32);
+
+    fn new(key: usize, generation: u32) -> OpId {
+        OpId(u64::from(generation) << 32 | key as u64)
+    }
+
+    fn key(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    /// The id as a kernel tag (io_uring user data); [`OpId::from_tag`] reverses it.
+    pub(crate) fn tag(self) -> u64 {
+        self.0
+    }
+
+    /// The id a kernel tag stands for.
+    pub(crate) fn from_tag(tag: u64) -> OpId {
+        OpId(tag)
+    }
+
+    /// A kernel tag that no `OpId` ever has, for the backends' own requests.
+    pub(crate) const fn internal_tag(n: u32) -> u64 {
+        (RESERVED_GEN as u64) << 32 | n as u64
+    }
+}
+
+impl fmt::Debug for OpId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == OpId::POSTED {
+            return f.write_str("OpId(posted)");
+        }
+        write!(f, "OpId({}#{})", self.key(), self.generation())
+    }
+}
+
+/// One in-flight operation: the per-I/O data.
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    /// The caller's token (completion key).
+    pub token: u64,
+    generation: u32,
+    /// The operation and the memory it owns.
+    pub op: Op,
+    /// Backend storage the kernel reads or writes while the op runs (addresses, headers,
+    /// OVERLAPPED), allocated only for ops that need it.
+    pub side: Option<Box<Side>>,
+}
+
+/// The in-flight operations, and the completions made from them that `wait` has not returned yet.
+#[derive(Default)]
+pub(crate) struct OpTable {
+    slab: Slab<InFlight>,
+    next_generation: u32,
+    /// Completions ready to be returned by the next `wait`.
+    pub ready: VecDeque<Completion>,
+}
+
+impl OpTable {
+    /// Adds an op; it stays until [`complete`](OpTable::complete) reports its final result.
+    pub fn insert(&mut self, op: Op, token: u64) -> OpId {
+        let generation = self.next_generation;
+        self.next_generation = match generation.wrapping_add(1) {
+            RESERVED_GEN => 0,
+            g => g,
+        };
+        let key = self.slab.insert(InFlight {
+            token,
+            generation,
+            op,
+            side: None,
+        });
+        assert!(
+            key < u32::MAX as usize,
+            "more than 2^32 operations in flight"
+        );
+        OpId::new(key, generation)
+    }
+
+    /// The op `id` names, if it is still in flight.
+    pub fn get(&self, id: OpId) -> Option<&InFlight> {
+        self.slab
+            .get(id.key())
+            .filter(|e| e.generation == id.generation())
+    }
+
+    /// The op `id` names, if it is still in flight.
+    pub fn get_mut(&mut self, id: OpId) -> Option<&mut InFlight> {
+        self.slab
+            .get_mut(id.key())
+            .filter(|e| e.generation == id.generation())
+    }
+
+    /// Whether `id` is still in flight.
+    pub fn contains(&self, id: OpId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Turns the backend's result for `id` into a completion for the next `wait`. A final
+    /// result (`raw.more == false`) removes the op. Returns false if `id` was not in flight.
+    pub fn complete(&mut self, id: OpId, raw: Raw) -> bool {
+        let Some(entry) = self.get_mut(id) else {
+            return false;
+        };
+        let more = raw.more;
+        let outcome = entry.op.complete(raw);
+        let token = entry.token;
+        if !more {
+            self.slab.remove(id.key());
+        }
+        self.ready.push_back(Completion {
+            token,
+            id,
+            more,
+            outcome,
+        });
+        true
+    }
+
+    /// Drops op `id` without a completion; only for an op the kernel never saw.
+    pub fn remove(&mut self, id: OpId) -> Option<InFlight> {
+        self.contains(id).then(|| self.slab.remove(id.key()))
+    }
+
+    /// Number of operations in flight.
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Whether no operation is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    /// Ids of the in-flight ops that carry `token`.
+    pub fn ids_with_token(&self, token: u64) -> Vec<OpId> {
+        self.slab
+            .iter()
+            .filter(|(_, e)| e.token == token)
+            .map(|(key, e)| OpId::new(key, e.generation))
+            .collect()
+    }
+
+    /// Ids of every in-flight op.
+    pub fn ids(&self) -> Vec<OpId> {
+        self.slab
+            .iter()
+            .map(|(key, e)| OpId::new(key, e.generation))
+            .collect()
+    }
+
+    /// Forgets every op without dropping its memory: the last resort when the kernel would not
+    /// give an op back, so that memory it may still write is never freed.
+    pub fn leak_all(&mut self) {
+        std::mem::forget(std::mem::take(&mut self.slab));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Timeout;
+    use crate::op::private::Sealed;
+    use std::time::Duration;
+
+    fn timeout() -> Op {
+        Timeout::after(Duration::from_secs(1)).into_op().0
+    }
+
+    #[test]
+    fn stale_ids_do_not_reach_a_reused_slot() {
+        let mut t = OpTable::default();
+        let a = t.insert(timeout(), 1);
+        assert!(t.complete(a, Raw::done(Ok(0))));
+        let b = t.insert(timeout(), 2);
+        assert_ne!(a, b);
+        assert!(!t.contains(a));
+        assert!(
+            !t.complete(a, Raw::done(Ok(0))),
+            "a stale id completes nothing"
+        );
+        assert!(t.contains(b));
+        assert_eq!(t.ready.len(), 1);
+    }
+
+    #[test]
+    fn tags_round_trip_and_never_hit_internal_ones() {
+        let mut t = OpTable {
+            next_generation: RESERVED_GEN - 1,
+            ..OpTable::default()
+        };
+        let a = t.insert(timeout(), 0);
+        let b = t.insert(timeout(), 0);
+        assert_eq!(OpId::from_tag(a.tag()), a);
+        assert_ne!(b.generation(), RESERVED_GEN);
+        assert_ne!(a.tag(), OpId::internal_tag(a.key() as u32));
+    }
+}

@@ -1,0 +1,463 @@
+//! The epoll backend: readiness turned into completions (the tutorials' "port IOCP to epoll").
+//!
+//! - **Try first.** An op is attempted with a non-blocking syscall when it reaches the head of
+//!   its socket's queue; only on `EAGAIN` does the socket get registered (once, edge-triggered,
+//!   through mio) and the op wait for the next readiness edge.
+//! - **Queues.** Each socket has a receive queue and a send queue, served in submission order,
+//!   so sends never overtake each other (a send keeps its progress across `EAGAIN`s).
+//! - **Multishot** ops (accept, recv) stay at the head of the receive queue and produce one
+//!   completion per syscall until `EAGAIN`; after a budget of steps the socket goes on a
+//!   run-again list so one busy socket cannot starve the rest.
+//! - **Timeouts** sit in a deadline heap; `epoll_wait`'s timeout is the nearest one.
+//! - **Buffers** are only touched during a syscall on this thread, so cancel is immediate.
+//!
+//! No `unsafe` here: the syscalls are the safe wrappers of [`super::unix::net`].
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use socket2::SockAddr;
+
+use super::unix::{Dir, Lanes, Waker, net};
+use super::{Driver, Opened, Settings};
+use crate::buf::BufPool;
+use crate::op::{Op, OpKind, Raw};
+use crate::port::{Backend, OpId, OpTable, out_of_buffers_error};
+
+const WAKE: Token = Token(usize::MAX);
+
+/// Completions one multishot op may produce for one socket before others get their turn.
+const STEP_BUDGET: usize = 32;
+
+/// Opens an epoll backend.
+pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
+    let poll = Poll::new()?;
+    let waker = Waker::new(true)?;
+    poll.registry()
+        .register(&mut SourceFd(&waker.raw_fd()), WAKE, Interest::READABLE)?;
+    let driver = Epoll {
+        poll,
+        events: Events::with_capacity(1024),
+        ready_fds: Vec::new(),
+        waker: waker.clone(),
+        pool: settings.pool.clone(),
+        lanes: Lanes::default(),
+        runnable: Vec::new(),
+        timers: BinaryHeap::new(),
+    };
+    Ok(Opened {
+        driver: Box::new(driver),
+        waker,
+        fallback: None,
+    })
+}
+
+struct Epoll {
+    poll: Poll,
+    events: Events,
+    /// Readiness copied out of `events` so the handlers can borrow `self`.
+    ready_fds: Vec<(RawFd, bool, bool)>,
+    waker: Waker,
+    pool: BufPool,
+    /// Per-socket op queues and epoll state.
+    lanes: Lanes<Flags>,
+    /// Sockets whose queues must be run again without waiting for an edge.
+    runnable: Vec<RawFd>,
+    /// Pending timeouts: (deadline, op tag).
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+}
+
+/// What epoll needs to know about a socket besides its queues.
+#[derive(Default)]
+struct Flags {
+    /// Registered with epoll (edge-triggered, readable + writable).
+    registered: bool,
+    /// Already on the run-again list.
+    runnable: bool,
+}
+
+/// What one attempt at an op did.
+enum Step {
+    /// The op is finished.
+    Done(Raw),
+    /// A multishot op produced one result and goes on.
+    More(Raw),
+    /// The socket is not ready: wait for its next edge.
+    Blocked,
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// Errors after which the same syscall is simply made again.
+fn retry(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED)
+}
+
+/// Makes one attempt at `op` on socket `fd`.
+fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
+    loop {
+        let step = match op {
+            Op::Accept(_) | Op::AcceptMulti(_) => match net::accept(fd) {
+                Ok((sock, addr)) => {
+                    let raw = Raw {
+                        sock: Some(sock),
+                        addr: Some(addr),
+                        ..Raw::done(Ok(0))
+                    };
+                    if matches!(op, Op::AcceptMulti(_)) {
+                        Step::More(Raw { more: true, ..raw })
+                    } else {
+                        Step::Done(raw)
+                    }
+                }
+                Err(e) if would_block(&e) => Step::Blocked,
+                Err(e) if retry(&e) => continue,
+                Err(e) => Step::Done(Raw::done(Err(e))),
+            },
+            Op::Recv(r) => {
+                if r.buf.spare_capacity() == 0 {
+                    return Step::Done(Raw::done(Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "recv into a buffer with no spare capacity",
+                    ))));
+                }
+                match net::recv(fd, r.buf.spare_mut()) {
+                    Ok(n) => Step::Done(Raw::done(Ok(n))),
+                    Err(e) if would_block(&e) => Step::Blocked,
+                    Err(e) if retry(&e) => continue,
+                    Err(e) => Step::Done(Raw::done(Err(e))),
+                }
+            }
+            Op::RecvMulti(_) => {
+                let Some(mut buf) = pool.get() else {
+                    return Step::Done(Raw::done(Err(out_of_buffers_error())));
+                };
+                match net::recv(fd, buf.spare_mut()) {
+                    Ok(0) => Step::Done(Raw::done(Ok(0))),
+                    Ok(n) => {
+                        buf.commit(n);
+                        Step::More(Raw {
+                            more: true,
+                            buf: Some(buf),
+                            ..Raw::done(Ok(n))
+                        })
+                    }
+                    Err(e) if would_block(&e) => Step::Blocked,
+                    Err(e) if retry(&e) => continue,
+                    Err(e) => Step::Done(Raw::done(Err(e))),
+                }
+            }
+            Op::RecvFrom(r) => match net::recv_from(fd, r.buf.spare_mut()) {
+                Ok((n, addr)) => Step::Done(Raw {
+                    addr: Some(addr),
+                    ..Raw::done(Ok(n))
+                }),
+                Err(e) if would_block(&e) => Step::Blocked,
+                Err(e) if retry(&e) => continue,
+                Err(e) => Step::Done(Raw::done(Err(e))),
+            },
+            Op::Send(s) => {
+                if s.sent == s.buf.len() {
+                    return Step::Done(Raw::done(Ok(s.sent)));
+                }
+                match net::send(fd, &s.buf[s.sent..]) {
+                    Ok(n) => {
+                        s.sent += n;
+                        continue;
+                    }
+                    Err(e) if would_block(&e) => Step::Blocked,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // Bytes that went out before the failure are reported, not dropped.
+                    Err(_) if s.sent > 0 => Step::Done(Raw::done(Ok(s.sent))),
+                    Err(e) => Step::Done(Raw::done(Err(e))),
+                }
+            }
+            Op::SendTo(s) => match net::send_to(fd, &s.buf, &SockAddr::from(s.addr)) {
+                Ok(n) => Step::Done(Raw::done(Ok(n))),
+                Err(e) if would_block(&e) => Step::Blocked,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Step::Done(Raw::done(Err(e))),
+            },
+            Op::Connect(c) if !c.started => {
+                c.started = true;
+                match net::connect(fd, &SockAddr::from(c.addr)) {
+                    Ok(()) => Step::Done(Raw::done(Ok(0))),
+                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Blocked,
+                    Err(e) => Step::Done(Raw::done(Err(e))),
+                }
+            }
+            Op::Connect(_) => match net::take_error(fd) {
+                Ok(Some(e)) | Err(e) => Step::Done(Raw::done(Err(e))),
+                Ok(None) if net::is_connected(fd) => Step::Done(Raw::done(Ok(0))),
+                Ok(None) => Step::Blocked,
+            },
+            Op::Close(_) | Op::Timeout(_) => unreachable!("close and timeout wait on no socket"),
+        };
+        return step;
+    }
+}
+
+impl Epoll {
+    fn flags(&mut self, fd: RawFd) -> &mut Flags {
+        &mut self.lanes.sock(fd).extra
+    }
+
+    /// `fd` is a socket the kernel just created: ops still queued under that number belonged
+    /// to a socket closed behind the port's back, and can never run.
+    fn fresh_fd(&mut self, table: &mut OpTable, fd: RawFd) {
+        self.flags(fd).registered = false;
+        let (heads, waiting) = self.lanes.drain(fd);
+        for id in heads.into_iter().chain(waiting) {
+            table.complete(id, Raw::done(Err(closed_behind_our_back())));
+        }
+    }
+
+    fn register(&mut self, fd: RawFd) -> io::Result<()> {
+        if self.flags(fd).registered {
+            return Ok(());
+        }
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let registry = self.poll.registry();
+        match registry.register(&mut SourceFd(&fd), Token(fd as usize), interest) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                registry.reregister(&mut SourceFd(&fd), Token(fd as usize), interest)?
+            }
+            other => other?,
+        }
+        self.flags(fd).registered = true;
+        Ok(())
+    }
+
+    fn mark_runnable(&mut self, fd: RawFd) {
+        let flags = self.flags(fd);
+        if !flags.runnable {
+            flags.runnable = true;
+            self.runnable.push(fd);
+        }
+    }
+
+    /// Serves `fd`'s lane `dir` until it is empty, blocked, or out of budget.
+    fn run(&mut self, table: &mut OpTable, fd: RawFd, dir: Dir) {
+        let mut budget = STEP_BUDGET;
+        while let Some(id) = self.lanes.head(fd, dir) {
+            let Some(entry) = table.get_mut(id) else {
+                self.lanes.finish(fd, dir, id);
+                continue;
+            };
+            match attempt(&mut entry.op, fd, &self.pool) {
+                Step::Done(raw) => {
+                    self.lanes.finish(fd, dir, id);
+                    self.deliver(table, id, raw);
+                }
+                Step::More(raw) => {
+                    self.deliver(table, id, raw);
+                    budget -= 1;
+                    if budget == 0 {
+                        self.mark_runnable(fd);
+                        return;
+                    }
+                }
+                Step::Blocked => {
+                    if let Err(e) = self.register(fd) {
+                        // Not pollable (or the registration failed): the op cannot wait.
+                        self.lanes.finish(fd, dir, id);
+                        table.complete(id, Raw::done(Err(e)));
+                        continue;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, table: &mut OpTable, id: OpId, raw: Raw) {
+        if let Some(sock) = &raw.sock {
+            use std::os::fd::AsRawFd;
+            self.fresh_fd(table, sock.as_raw_fd());
+        }
+        table.complete(id, raw);
+    }
+
+    fn fire_timers(&mut self, table: &mut OpTable) {
+        let now = Instant::now();
+        while let Some(&Reverse((deadline, tag))) = self.timers.peek() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            // A cancelled timeout left its heap entry behind: its id is no longer in flight.
+            table.complete(OpId::from_tag(tag), Raw::done(Ok(0)));
+        }
+    }
+
+    fn close(&mut self, table: &mut OpTable, id: OpId) {
+        let Some(Op::Close(close)) = table.get_mut(id).map(|e| &mut e.op) else {
+            return;
+        };
+        let sock = close.sock.take().expect("a close owns its socket");
+        use std::os::fd::AsRawFd;
+        let fd = sock.as_raw_fd();
+        let (heads, waiting) = self.lanes.drain(fd);
+        for op in heads.into_iter().chain(waiting) {
+            let raw = cancel_result(table, op);
+            table.complete(op, raw);
+        }
+        if std::mem::take(&mut self.flags(fd).registered) {
+            // The close below would drop the registration too; this keeps a dup'd fd quiet.
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+        drop(sock);
+        table.complete(id, Raw::done(Ok(0)));
+    }
+}
+
+fn closed_behind_our_back() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was closed while this operation waited",
+    )
+}
+
+/// The final result of a cancelled op: a send that already sent bytes reports them.
+fn cancel_result(table: &OpTable, id: OpId) -> Raw {
+    match table.get(id).map(|e| &e.op) {
+        Some(Op::Send(s)) if s.sent > 0 => Raw::done(Ok(s.sent)),
+        _ => Raw::cancelled(),
+    }
+}
+
+impl Driver for Epoll {
+    fn backend(&self) -> Backend {
+        Backend::Epoll
+    }
+
+    fn supports(&self, _kind: OpKind) -> bool {
+        true
+    }
+
+    fn associate(&mut self, sock: RawFd) -> io::Result<()> {
+        net::set_nonblocking(sock)?;
+        let entry = self.lanes.sock(sock);
+        if entry.is_idle() {
+            // Registration is checked again lazily: a reused descriptor number starts afresh.
+            entry.extra.registered = false;
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let entry = table.get_mut(id).expect("submitted op is in the table");
+        match &mut entry.op {
+            Op::Timeout(t) => {
+                let deadline = t.when.deadline(Instant::now());
+                self.timers.push(Reverse((deadline, id.tag())));
+                return Ok(());
+            }
+            Op::Close(_) => {
+                self.close(table, id);
+                return Ok(());
+            }
+            Op::Connect(c) => {
+                let sock = c.sock.as_ref().expect("a connect owns its socket");
+                sock.set_nonblocking(true)?;
+                use std::os::fd::AsRawFd;
+                let fd = sock.as_raw_fd();
+                self.fresh_fd(table, fd);
+            }
+            _ => {}
+        }
+        let entry = table.get(id).expect("submitted op is in the table");
+        let fd = entry.op.sock().expect("socket ops name their socket");
+        let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
+        if self.lanes.push(fd, dir, id) {
+            self.run(table, fd, dir);
+        }
+        Ok(())
+    }
+
+    fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let Some(entry) = table.get(id) else {
+            return Ok(());
+        };
+        if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
+            if self.lanes.remove(fd, dir, id) && self.lanes.head(fd, dir).is_some() {
+                // The next op in line may be able to run now.
+                self.mark_runnable(fd);
+            }
+        }
+        let raw = cancel_result(table, id);
+        table.complete(id, raw);
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        _want: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        for fd in std::mem::take(&mut self.runnable) {
+            self.flags(fd).runnable = false;
+            self.run(table, fd, Dir::Read);
+            self.run(table, fd, Dir::Write);
+        }
+        self.fire_timers(table);
+
+        let mut timeout = if table.ready.is_empty() && self.runnable.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        if let Some(Reverse((deadline, _))) = self.timers.peek() {
+            let until = deadline.saturating_duration_since(Instant::now());
+            timeout = Some(timeout.map_or(until, |t| t.min(until)));
+        }
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(e),
+        }
+
+        let mut ready = std::mem::take(&mut self.ready_fds);
+        ready.clear();
+        for event in self.events.iter() {
+            if event.token() == WAKE {
+                self.waker.reset();
+                continue;
+            }
+            let failed = event.is_error();
+            ready.push((
+                event.token().0 as RawFd,
+                failed || event.is_readable() || event.is_read_closed(),
+                failed || event.is_writable() || event.is_write_closed(),
+            ));
+        }
+        for &(fd, readable, writable) in &ready {
+            if readable {
+                self.run(table, fd, Dir::Read);
+            }
+            if writable {
+                self.run(table, fd, Dir::Write);
+            }
+        }
+        self.ready_fds = ready;
+        self.fire_timers(table);
+        Ok(())
+    }
+
+    fn shutdown(&mut self, table: &mut OpTable) {
+        // Nothing here is shared with the kernel: dropping the ops frees everything.
+        for id in table.ids() {
+            table.remove(id);
+        }
+        self.timers.clear();
+        self.lanes.clear();
+    }
+}

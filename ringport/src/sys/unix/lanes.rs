@@ -1,0 +1,160 @@
+//! [`Lanes`]: per-socket FIFO queues of ops, one for receives and one for sends.
+//!
+//! Only the op at the head of a lane is given to the kernel (io_uring) or attempted (epoll).
+//! That is what keeps two sends on one socket in order: io_uring alone does not, once the first
+//! send has to wait for buffer space and the second finds room.
+
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+
+use crate::op::OpKind;
+use crate::port::OpId;
+
+/// Which lane of its socket an op queues in.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Dir {
+    /// Accepts and receives.
+    Read,
+    /// Connects and sends.
+    Write,
+}
+
+impl Dir {
+    /// The lane ops of `kind` use; `None` for ops on no socket (timeout) or that end one (close).
+    pub(crate) fn of(kind: OpKind) -> Option<Dir> {
+        match kind {
+            OpKind::Accept
+            | OpKind::AcceptMulti
+            | OpKind::Recv
+            | OpKind::RecvMulti
+            | OpKind::RecvFrom => Some(Dir::Read),
+            OpKind::Connect | OpKind::Send | OpKind::SendTo => Some(Dir::Write),
+            OpKind::Close | OpKind::Timeout => None,
+        }
+    }
+}
+
+/// One socket's lanes, plus whatever the backend keeps per socket.
+#[derive(Default)]
+pub(crate) struct Sock<T> {
+    reads: VecDeque<OpId>,
+    writes: VecDeque<OpId>,
+    /// Backend state for this socket (epoll: registered, on the run-again list).
+    pub extra: T,
+}
+
+impl<T> Sock<T> {
+    fn lane(&mut self, dir: Dir) -> &mut VecDeque<OpId> {
+        match dir {
+            Dir::Read => &mut self.reads,
+            Dir::Write => &mut self.writes,
+        }
+    }
+
+    /// Whether no op waits on this socket.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.reads.is_empty() && self.writes.is_empty()
+    }
+}
+
+/// Every socket's lanes, indexed by descriptor.
+#[derive(Default)]
+pub(crate) struct Lanes<T> {
+    socks: Vec<Sock<T>>,
+}
+
+impl<T: Default> Lanes<T> {
+    /// The socket `fd`'s entry (created empty on first use).
+    pub(crate) fn sock(&mut self, fd: RawFd) -> &mut Sock<T> {
+        let i = usize::try_from(fd).expect("descriptors are not negative");
+        if i >= self.socks.len() {
+            self.socks.resize_with(i + 1, Sock::default);
+        }
+        &mut self.socks[i]
+    }
+
+    /// Queues `id`; returns true if it is at the head (it may run now).
+    pub(crate) fn push(&mut self, fd: RawFd, dir: Dir, id: OpId) -> bool {
+        let lane = self.sock(fd).lane(dir);
+        lane.push_back(id);
+        lane.len() == 1
+    }
+
+    /// The op at the head of a lane.
+    pub(crate) fn head(&mut self, fd: RawFd, dir: Dir) -> Option<OpId> {
+        self.sock(fd).lane(dir).front().copied()
+    }
+
+    /// `id` finished: if it heads its lane, removes it and returns the next head to start.
+    /// (A finished op that no longer heads its lane was drained by a close: nothing to do.)
+    pub(crate) fn finish(&mut self, fd: RawFd, dir: Dir, id: OpId) -> Option<OpId> {
+        let lane = self.sock(fd).lane(dir);
+        if lane.front() != Some(&id) {
+            return None;
+        }
+        lane.pop_front();
+        lane.front().copied()
+    }
+
+    /// Takes `id` out of its lane wherever it is; returns whether it was the head.
+    pub(crate) fn remove(&mut self, fd: RawFd, dir: Dir, id: OpId) -> bool {
+        let lane = self.sock(fd).lane(dir);
+        let was_head = lane.front() == Some(&id);
+        lane.retain(|&q| q != id);
+        was_head
+    }
+
+    /// Empties both lanes of `fd`: `(heads, waiting)`, the ops that were at a head (possibly
+    /// in the kernel) and those queued behind them (never started).
+    pub(crate) fn drain(&mut self, fd: RawFd) -> (Vec<OpId>, Vec<OpId>) {
+        let sock = self.sock(fd);
+        let mut heads = Vec::new();
+        let mut waiting = Vec::new();
+        for lane in [&mut sock.reads, &mut sock.writes] {
+            let mut ops = lane.drain(..);
+            heads.extend(ops.next());
+            waiting.extend(ops);
+        }
+        (heads, waiting)
+    }
+
+    /// Forgets every socket.
+    pub(crate) fn clear(&mut self) {
+        self.socks.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Timeout;
+    use crate::op::private::Sealed;
+    use crate::port::OpTable;
+    use std::time::Duration;
+
+    fn ids(n: usize) -> Vec<OpId> {
+        let mut t = OpTable::default();
+        (0..n)
+            .map(|i| t.insert(Timeout::after(Duration::ZERO).into_op().0, i as u64))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_head_runs_and_the_next_follows_it() {
+        let ids = ids(3);
+        let mut lanes = Lanes::<()>::default();
+        assert!(lanes.push(5, Dir::Write, ids[0]));
+        assert!(!lanes.push(5, Dir::Write, ids[1]));
+        assert!(
+            lanes.push(5, Dir::Read, ids[2]),
+            "directions are independent"
+        );
+        assert_eq!(lanes.finish(5, Dir::Write, ids[1]), None, "not the head");
+        assert_eq!(lanes.finish(5, Dir::Write, ids[0]), Some(ids[1]));
+        assert_eq!(lanes.finish(5, Dir::Write, ids[1]), None);
+        assert!(!lanes.sock(5).is_idle());
+        let (heads, waiting) = lanes.drain(5);
+        assert_eq!((heads, waiting), (vec![ids[2]], vec![]));
+        assert!(lanes.sock(5).is_idle());
+    }
+}

@@ -1,0 +1,641 @@
+//! The io_uring backend: a real completion queue shared with the kernel.
+//!
+//! - **Submission** writes an SQE per op into the shared submission queue; nothing enters the
+//!   kernel until [`Driver::wait`] (or a full queue), so one `io_uring_enter` submits a whole
+//!   batch and waits for completions in the same call.
+//! - **Tags**: every SQE's user data is the op's [`OpId`]; the driver's own requests (waker read,
+//!   cancels) carry tags no `OpId` can have.
+//! - **Multishot**: accept and recv stay armed in the kernel and post a CQE per connection /
+//!   per chunk, with `IORING_CQE_F_MORE` while they go on. Multishot recv picks its buffers from
+//!   the pool's provided-buffer ring ([`buf_ring`]).
+//! - **Waker**: a read of the port's eventfd stays in flight; a [`Poster`](crate::Poster) writes
+//!   the eventfd, the read completes, and the blocked `io_uring_enter` returns.
+//! - **Memory**: a `Buf`'s heap block and the op's [`Side`] box stay where they are while the
+//!   table entry moves; the kernel is given their addresses and the op leaves the table only on
+//!   its final CQE (no `IORING_CQE_F_MORE`), after which the kernel never touches them again.
+
+mod buf_ring;
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{IntoRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use io_uring::types::{CancelBuilder, Fd, SubmitArgs, TimeoutFlags, Timespec};
+use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
+
+use self::buf_ring::BufRing;
+use super::unix::{Dir, Lanes, Waker, net};
+use super::{Driver, Opened, Settings};
+use crate::buf::BufPool;
+use crate::op::{Op, OpKind, Raw, When};
+use crate::port::{Backend, OpId, OpTable};
+
+/// Buffer group id of the port's pool ring.
+const POOL_GROUP: u16 = 0;
+/// Tag of the in-flight read of the waker's eventfd.
+const WAKER_TAG: u64 = OpId::internal_tag(0);
+/// Tag of the driver's own requests whose results are not needed (cancels).
+const INTERNAL_TAG: u64 = OpId::internal_tag(1);
+/// Flags for every socket the kernel creates for us.
+const NEW_SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+/// How long a dropping port waits for the kernel to give back cancelled ops before it leaks
+/// their memory instead.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Per-op storage the kernel reads or writes, boxed so its address is stable: socket address
+/// space, the message header and iovec of `recvmsg`/`sendmsg`, a timeout's timespec.
+pub(crate) struct Side {
+    addr: libc::sockaddr_storage,
+    addr_len: libc::socklen_t,
+    msg: libc::msghdr,
+    iov: libc::iovec,
+    ts: Timespec,
+}
+
+// SAFETY: the raw pointers in `msg` and `iov` point into this same box or into the op's own
+// buffer; both move between threads together with the op that owns them.
+unsafe impl Send for Side {}
+
+impl std::fmt::Debug for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Side").finish_non_exhaustive()
+    }
+}
+
+impl Side {
+    fn boxed() -> Box<Side> {
+        // SAFETY: every field is plain old data (integers and null pointers) for which the
+        // all-zero bit pattern is valid.
+        Box::new(unsafe { std::mem::zeroed() })
+    }
+
+    fn set_addr(&mut self, addr: std::net::SocketAddr) {
+        let addr = socket2::SockAddr::from(addr);
+        // SAFETY: a `SockAddr` holds at most `sockaddr_storage` bytes, and `len()` of them are
+        // initialised; we copy exactly those into our storage of that size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                addr.as_ptr().cast::<u8>(),
+                (&raw mut self.addr).cast::<u8>(),
+                addr.len() as usize,
+            );
+        }
+        self.addr_len = addr.len();
+    }
+}
+
+/// Opens an io_uring backend, probing that the kernel has everything it needs.
+pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
+    let depth = settings.queue_depth;
+    let ring = IoUring::builder()
+        .setup_cqsize(depth.saturating_mul(8))
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .setup_submit_all()
+        .build(depth)
+        .map_err(|e| context(e, "io_uring_setup failed"))?;
+    if !ring.params().is_feature_ext_arg() || !ring.params().is_feature_nodrop() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "kernel io_uring lacks EXT_ARG or NODROP (needs Linux 5.11+)",
+        ));
+    }
+    let mut probe = Probe::new();
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| context(e, "io_uring opcode probe failed"))?;
+    let needed = [
+        (opcode::Accept::CODE, "ACCEPT"),
+        (opcode::Connect::CODE, "CONNECT"),
+        (opcode::Recv::CODE, "RECV"),
+        (opcode::Send::CODE, "SEND"),
+        (opcode::RecvMsg::CODE, "RECVMSG"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::Close::CODE, "CLOSE"),
+        (opcode::Timeout::CODE, "TIMEOUT"),
+        (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::Read::CODE, "READ"),
+    ];
+    if let Some((_, name)) = needed.iter().find(|(code, _)| !probe.is_supported(*code)) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("kernel io_uring lacks IORING_OP_{name}"),
+        ));
+    }
+    // Multishot recv and SEND_ZC both arrived in Linux 6.0: the opcode stands for the flag,
+    // which cannot be probed. Multishot accept, cancel flags and buffer rings are older (5.19).
+    if !probe.is_supported(opcode::SendZc::CODE) {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "kernel io_uring lacks multishot receive (needs Linux 6.0+)",
+        ));
+    }
+
+    let pool = settings.pool.clone();
+    let buf_ring = BufRing::new(pool.capacity())?;
+    // SAFETY: the ring memory is a mapping owned by `buf_ring`, which the pool keeps alive
+    // until after `shutdown` unregisters the group.
+    unsafe {
+        ring.submitter()
+            .register_buf_ring_with_flags(buf_ring.addr(), buf_ring.entries(), POOL_GROUP, 0)
+            .map_err(|e| context(e, "registering the provided-buffer ring failed"))?;
+    }
+    pool.attach(Box::new(buf_ring));
+
+    let waker = Waker::new(false)?;
+    let driver = Uring {
+        ring: ManuallyDrop::new(ring),
+        pool,
+        waker: waker.clone(),
+        waker_buf: Box::new(0),
+        waker_armed: false,
+        cqes: Vec::with_capacity(depth as usize),
+        lanes: Lanes::default(),
+    };
+    Ok(Opened {
+        driver: Box::new(driver),
+        waker,
+        fallback: None,
+    })
+}
+
+fn context(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+struct Uring {
+    /// Dropped by hand: leaked if the kernel would not give every op back.
+    ring: ManuallyDrop<IoUring>,
+    pool: BufPool,
+    waker: Waker,
+    /// Where the in-flight waker read puts the eventfd counter.
+    waker_buf: Box<u64>,
+    waker_armed: bool,
+    /// CQEs copied out of the ring before being handled.
+    cqes: Vec<cqueue::Entry>,
+    /// Per-socket queues: only the head op of each lane is in the kernel, which keeps sends
+    /// (and one-shot receives) on a socket in submission order.
+    lanes: Lanes<()>,
+}
+
+impl Uring {
+    /// Queues one SQE, flushing the queue to the kernel first if it is full.
+    fn push(&mut self, table: &mut OpTable, sqe: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every pointer in an SQE we build points into memory owned by the op's
+            // table entry (its Buf's heap block or its Side box) or by this driver (waker_buf),
+            // all of which stay in place until the op's final CQE has been reaped.
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return Ok(());
+            }
+            self.flush(table)?;
+        }
+    }
+
+    /// Makes sure `n` SQEs fit without a flush in between (for linked pairs).
+    fn reserve(&mut self, table: &mut OpTable, n: usize) -> io::Result<()> {
+        let free = {
+            let sq = self.ring.submission();
+            sq.capacity() - sq.len()
+        };
+        if free < n {
+            self.flush(table)?;
+        }
+        Ok(())
+    }
+
+    /// Submits queued SQEs without waiting.
+    fn flush(&mut self, table: &mut OpTable) -> io::Result<()> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The completion queue is full (overflowed completions wait in the kernel):
+                // make room, then submit again.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
+                    self.reap(table, usize::MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn arm_waker(&mut self, table: &mut OpTable) -> io::Result<()> {
+        if self.waker_armed {
+            return Ok(());
+        }
+        let sqe = opcode::Read::new(
+            Fd(self.waker.raw_fd()),
+            (&raw mut *self.waker_buf).cast(),
+            8,
+        )
+        .build()
+        .user_data(WAKER_TAG);
+        self.push(table, &sqe)?;
+        self.waker_armed = true;
+        Ok(())
+    }
+
+    /// Handles up to `max` CQEs that are in the completion queue now.
+    fn reap(&mut self, table: &mut OpTable, max: usize) -> usize {
+        let mut cqes = std::mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(self.ring.completion().take(max));
+        for cqe in &cqes {
+            match cqe.user_data() {
+                WAKER_TAG => self.waker_armed = false,
+                INTERNAL_TAG => {}
+                tag => self.complete(table, OpId::from_tag(tag), cqe.result(), cqe.flags()),
+            }
+        }
+        let n = cqes.len();
+        self.cqes = cqes;
+        n
+    }
+
+    fn complete(&mut self, table: &mut OpTable, id: OpId, res: i32, flags: u32) {
+        let more = cqueue::more(flags);
+        let lane = table
+            .get(id)
+            .and_then(|e| Some((e.op.sock()?, Dir::of(e.op.kind())?)));
+        let picked = cqueue::buffer_select(flags).and_then(|bid| {
+            self.pool
+                .take_provided(bid, usize::try_from(res).unwrap_or(0))
+        });
+        let Some(entry) = table.get_mut(id) else {
+            // Not ours (cannot happen): `picked`, if any, goes back to the ring on drop.
+            tracing::debug!(?id, res, "completion for an op not in flight");
+            return;
+        };
+        let raw = if res < 0 {
+            let errno = -res;
+            match entry.op {
+                // A timeout that fired reports -ETIME: that is its success.
+                Op::Timeout(_) if errno == libc::ETIME => Raw::done(Ok(0)),
+                _ => Raw {
+                    more,
+                    ..Raw::done(Err(io::Error::from_raw_os_error(errno)))
+                },
+            }
+        } else {
+            let n = res as usize;
+            match &entry.op {
+                Op::Accept(_) | Op::AcceptMulti(_) => {
+                    // SAFETY: a successful accept CQE carries a new descriptor nobody owns.
+                    let sock = Some(unsafe { net::own(res) });
+                    let addr = match (&entry.op, &entry.side) {
+                        // SAFETY: the kernel wrote the peer address of `addr_len` bytes into
+                        // `side.addr` before posting this CQE.
+                        (Op::Accept(_), Some(side)) => unsafe {
+                            net::read_addr(&side.addr, side.addr_len).ok()
+                        },
+                        _ => None,
+                    };
+                    Raw {
+                        more,
+                        sock,
+                        addr,
+                        ..Raw::done(Ok(0))
+                    }
+                }
+                Op::RecvMulti(_) if n > 0 && picked.is_none() => Raw::done(Err(io::Error::other(
+                    "multishot recv completed without a buffer",
+                ))),
+                Op::RecvMulti(_) => Raw {
+                    more,
+                    buf: picked,
+                    ..Raw::done(Ok(n))
+                },
+                Op::RecvFrom(_) => {
+                    let side = entry
+                        .side
+                        .as_ref()
+                        .expect("recv_from has its message header");
+                    // SAFETY: the kernel wrote `msg_namelen` bytes of sender address into
+                    // `side.addr` (the msghdr's name) before posting this CQE.
+                    let addr = unsafe { net::read_addr(&side.addr, side.msg.msg_namelen).ok() };
+                    Raw {
+                        addr,
+                        ..Raw::done(Ok(n))
+                    }
+                }
+                _ => Raw {
+                    more,
+                    ..Raw::done(Ok(n))
+                },
+            }
+        };
+        let accepted = raw.sock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        table.complete(id, raw);
+        if let Some(fd) = accepted {
+            self.fresh_fd(table, fd);
+        }
+        if let (false, Some((fd, dir))) = (more, lane) {
+            if let Some(next) = self.lanes.finish(fd, dir, id) {
+                self.start_head(table, fd, dir, next);
+            }
+        }
+    }
+
+    /// Starts `id`, the new head of a lane; if it cannot start, fails it and tries the next.
+    fn start_head(&mut self, table: &mut OpTable, fd: RawFd, dir: Dir, mut id: OpId) {
+        while let Err(e) = self.start(table, id) {
+            table.complete(id, Raw::done(Err(e)));
+            match self.lanes.finish(fd, dir, id) {
+                Some(next) => id = next,
+                None => return,
+            }
+        }
+    }
+
+    /// `fd` is a socket the kernel just created: ops still queued under that number belonged
+    /// to a socket closed behind the port's back. Those in the kernel are cancelled (their
+    /// completions arrive later), those waiting fail now.
+    fn fresh_fd(&mut self, table: &mut OpTable, fd: RawFd) {
+        let (heads, waiting) = self.lanes.drain(fd);
+        for id in heads {
+            let _ = self.cancel_in_kernel(table, id);
+        }
+        for id in waiting {
+            table.complete(
+                id,
+                Raw::done(Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "the socket was closed while this operation waited",
+                ))),
+            );
+        }
+    }
+
+    fn cancel_in_kernel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let sqe = opcode::AsyncCancel2::new(CancelBuilder::user_data(id.tag()))
+            .build()
+            .user_data(INTERNAL_TAG);
+        self.push(table, &sqe)
+    }
+
+    /// Builds the SQE for op `id` and queues it.
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let entry = table.get_mut(id).expect("submitted op is in the table");
+        let sqe = match &mut entry.op {
+            Op::Accept(a) => {
+                let side = entry.side.get_or_insert_with(Side::boxed);
+                side.addr_len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                opcode::Accept::new(
+                    Fd(a.listener),
+                    (&raw mut side.addr).cast(),
+                    &raw mut side.addr_len,
+                )
+                .flags(NEW_SOCK_FLAGS)
+                .build()
+            }
+            Op::AcceptMulti(a) => opcode::AcceptMulti::new(Fd(a.listener))
+                .flags(NEW_SOCK_FLAGS)
+                .build(),
+            Op::Connect(c) => {
+                use std::os::fd::AsRawFd;
+                let fd = c
+                    .sock
+                    .as_ref()
+                    .expect("a connect owns its socket")
+                    .as_raw_fd();
+                let side = entry.side.get_or_insert_with(Side::boxed);
+                side.set_addr(c.addr);
+                opcode::Connect::new(Fd(fd), (&raw const side.addr).cast(), side.addr_len).build()
+            }
+            Op::Recv(r) => {
+                if r.buf.spare_capacity() == 0 {
+                    table.complete(
+                        id,
+                        Raw::done(Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "recv into a buffer with no spare capacity",
+                        ))),
+                    );
+                    return Ok(());
+                }
+                let spare = r.buf.spare_mut();
+                opcode::Recv::new(Fd(r.sock), spare.as_mut_ptr(), clamp_len(spare.len())).build()
+            }
+            Op::RecvMulti(r) => opcode::RecvMulti::new(Fd(r.sock), POOL_GROUP).build(),
+            Op::Send(s) => opcode::Send::new(Fd(s.sock), s.buf.as_ptr(), clamp_len(s.buf.len()))
+                // WAITALL: like WSASend, complete only when every byte is out (or on error, with
+                // the count of those that went out).
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build(),
+            Op::RecvFrom(r) => {
+                let side = entry.side.get_or_insert_with(Side::boxed);
+                let spare = r.buf.spare_mut();
+                side.iov = libc::iovec {
+                    iov_base: spare.as_mut_ptr().cast(),
+                    iov_len: spare.len(),
+                };
+                side.msg.msg_name = (&raw mut side.addr).cast();
+                side.msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                side.msg.msg_iov = &raw mut side.iov;
+                side.msg.msg_iovlen = 1;
+                opcode::RecvMsg::new(Fd(r.sock), &raw mut side.msg).build()
+            }
+            Op::SendTo(s) => {
+                let side = entry.side.get_or_insert_with(Side::boxed);
+                side.set_addr(s.addr);
+                side.iov = libc::iovec {
+                    iov_base: s.buf.as_ptr().cast_mut().cast(),
+                    iov_len: s.buf.len(),
+                };
+                side.msg.msg_name = (&raw mut side.addr).cast();
+                side.msg.msg_namelen = side.addr_len;
+                side.msg.msg_iov = &raw mut side.iov;
+                side.msg.msg_iovlen = 1;
+                opcode::SendMsg::new(Fd(s.sock), &raw const side.msg)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build()
+            }
+            Op::Close(c) => {
+                // From here the kernel owns the descriptor: the close below consumes it.
+                let fd = c
+                    .sock
+                    .take()
+                    .expect("a close owns its socket")
+                    .into_raw_fd();
+                // Ops at the head of the socket's lanes are in the kernel: the cancel below
+                // ends them. Those queued behind never started: they end here.
+                let (_, waiting) = self.lanes.drain(fd);
+                for op in waiting {
+                    table.complete(op, Raw::cancelled());
+                }
+                let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+                    .build()
+                    .user_data(INTERNAL_TAG)
+                    // Hard link: the close runs even if there was nothing to cancel.
+                    .flags(squeue::Flags::IO_HARDLINK);
+                self.reserve(table, 2)?;
+                self.push(table, &cancel)?;
+                opcode::Close::new(Fd(fd)).build()
+            }
+            Op::Timeout(t) => {
+                let side = entry.side.get_or_insert_with(Side::boxed);
+                let flags = match t.when {
+                    When::After(d) => {
+                        side.ts = Timespec::from(d);
+                        TimeoutFlags::empty()
+                    }
+                    When::At(at) => {
+                        let now = net::monotonic_now();
+                        let ahead = at.saturating_duration_since(Instant::now());
+                        let abs = Duration::new(now.tv_sec as u64, now.tv_nsec as u32) + ahead;
+                        side.ts = Timespec::from(abs);
+                        TimeoutFlags::ABS
+                    }
+                };
+                opcode::Timeout::new(&raw const side.ts)
+                    .flags(flags)
+                    .build()
+            }
+        };
+        self.push(table, &sqe.user_data(id.tag()))
+    }
+}
+
+fn clamp_len(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(u32::MAX)
+}
+
+impl Driver for Uring {
+    fn backend(&self) -> Backend {
+        Backend::Uring
+    }
+
+    fn supports(&self, _kind: OpKind) -> bool {
+        // `open` refuses kernels that lack any op kind.
+        true
+    }
+
+    fn associate(&mut self, sock: RawFd) -> io::Result<()> {
+        // io_uring needs nothing from the socket; non-blocking keeps it usable by other ports.
+        net::set_nonblocking(sock)
+    }
+
+    fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let entry = table.get(id).expect("submitted op is in the table");
+        let kind = entry.op.kind();
+        let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(kind)) else {
+            return self.start(table, id);
+        };
+        if kind == OpKind::Connect {
+            self.fresh_fd(table, fd);
+        }
+        if self.lanes.push(fd, dir, id) {
+            if let Err(e) = self.start(table, id) {
+                self.lanes.remove(fd, dir, id);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let entry = table.get(id).expect("cancelled op is in the table");
+        if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
+            if self.lanes.head(fd, dir) != Some(id) {
+                // Still waiting behind another op: the kernel never saw it.
+                self.lanes.remove(fd, dir, id);
+                table.complete(id, Raw::cancelled());
+                return Ok(());
+            }
+        }
+        self.cancel_in_kernel(table, id)
+    }
+
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        want: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.arm_waker(table)?;
+        let pending = !self.ring.submission().is_empty();
+        if !self.ring.completion().is_empty() {
+            if pending {
+                self.flush(table)?;
+            }
+            self.reap(table, want);
+            return Ok(());
+        }
+        let res = match timeout {
+            Some(t) if t.is_zero() => {
+                let kernel_has_work = {
+                    let sq = self.ring.submission();
+                    sq.taskrun() || sq.cq_overflow()
+                };
+                if pending || kernel_has_work {
+                    self.ring.submit()
+                } else {
+                    Ok(0)
+                }
+            }
+            None => self.ring.submit_and_wait(1),
+            Some(t) => {
+                let ts = Timespec::from(t);
+                let args = SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match res {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {}
+            Err(e) => return Err(e),
+        }
+        self.reap(table, want);
+        Ok(())
+    }
+
+    fn shutdown(&mut self, table: &mut OpTable) {
+        // Ops waiting behind a lane's head never reached the kernel: they end now, and nothing
+        // new starts when the heads complete.
+        for id in table.ids() {
+            let entry = table.get(id).expect("listed op is in the table");
+            if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
+                if self.lanes.head(fd, dir) != Some(id) {
+                    table.complete(id, Raw::cancelled());
+                }
+            }
+        }
+        self.lanes.clear();
+        table.ready.clear();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let cancel_all = opcode::AsyncCancel2::new(CancelBuilder::any())
+            .build()
+            .user_data(INTERNAL_TAG);
+        while !table.is_empty() || self.waker_armed {
+            // Cancel again each round: ops queued behind the first cancel are caught too.
+            if Instant::now() >= deadline || self.push(table, &cancel_all).is_err() {
+                tracing::error!(
+                    in_flight = table.len(),
+                    "io_uring did not return every cancelled operation; leaking their memory"
+                );
+                // Everything the kernel might still write stays allocated: the ops, the waker's
+                // buffer, the pool (with its provided ring) and the ring itself.
+                table.leak_all();
+                Box::leak(std::mem::replace(&mut self.waker_buf, Box::new(0)));
+                std::mem::forget(self.pool.clone());
+                return;
+            }
+            let ts = Timespec::from(Duration::from_millis(100));
+            let args = SubmitArgs::new().timespec(&ts);
+            let _ = self.ring.submitter().submit_with_args(1, &args);
+            self.reap(table, usize::MAX);
+            // Completions of a dropping port are dropped: buffers go back to their pools and
+            // accepted sockets are closed.
+            table.ready.clear();
+        }
+        let _ = self.ring.submitter().unregister_buf_ring(POOL_GROUP);
+        self.pool.detach();
+        // SAFETY: the kernel has returned every op and the waker read; nothing refers to the
+        // ring any more, and `shutdown` runs once (from the port's drop).
+        unsafe { ManuallyDrop::drop(&mut self.ring) };
+    }
+}

@@ -1,0 +1,674 @@
+//! The behaviour suite: what every backend of the Port must do, run against each of them.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::{Harness, listener, pattern, pattern_bytes, reset_on_drop};
+use ringport::{Backend, Buf, Outcome, Port, op};
+use socket2::{Domain, Socket, Type};
+
+on_every_backend!(
+    accept_connect_echo,
+    multishot_accept_200_clients,
+    sixteen_mib_through_small_send_buffer,
+    peer_reset_mid_recv_is_an_error,
+    orderly_close_is_a_zero_byte_recv,
+    multishot_recv_ends_with_zero_on_close,
+    udp_round_trip,
+    timeouts_fire_relative_and_absolute,
+    cancel_pending_recv_returns_buffer,
+    cancelled_multishot_recv_delivers_every_byte,
+    cancel_by_token_ends_all_its_ops,
+    posts_from_four_threads_arrive_exactly_once,
+    idle_multishot_recv_holds_no_pool_buffers,
+    pool_exhaustion_then_recovery_loses_nothing,
+    drop_with_1000_ops_in_flight,
+    close_cancels_pending_ops,
+    queued_sends_keep_their_order,
+    connect_refused_is_reported,
+    zero_timeout_polls,
+    post_after_drop_fails,
+);
+
+fn accept_connect_echo(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+
+    h.port
+        .submit(op::Send::new(&client, Buf::from("hello, port")), 1)
+        .unwrap();
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 2)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Send { result, buf } => assert_eq!(result.unwrap(), buf.len()),
+        other => panic!("{other:?}"),
+    }
+    let got = match h.next_for(2).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 11);
+            buf
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(&got[..], b"hello, port");
+
+    // Echo back what arrived, in the same buffer.
+    h.port.submit(op::Send::new(&server, got), 3).unwrap();
+    h.port
+        .submit(op::Recv::new(&client, Buf::with_capacity(64)), 4)
+        .unwrap();
+    h.next_for(3);
+    match h.next_for(4).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 11);
+            assert_eq!(&buf[..], b"hello, port");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn multishot_accept_200_clients(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let addr = l.local_addr().unwrap();
+    let accept = h.port.submit(op::AcceptMulti::new(&l), 7).unwrap();
+    let clients = std::thread::spawn(move || {
+        (0..200)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut peers = HashSet::new();
+    let mut streams = Vec::new();
+    while peers.len() < 200 {
+        let c = h.next_for(7);
+        assert!(c.more, "a multishot accept goes on until cancelled");
+        match c.outcome {
+            Outcome::Accept(Ok((s, peer))) => {
+                assert_eq!(s.peer_addr().unwrap(), peer);
+                assert!(peers.insert(peer), "{peer} accepted twice");
+                streams.push(s);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let clients = clients.join().unwrap();
+    let client_addrs: HashSet<SocketAddr> =
+        clients.iter().map(|c| c.local_addr().unwrap()).collect();
+    assert_eq!(peers, client_addrs);
+
+    h.port.cancel(accept).unwrap();
+    let last = h.next_for(7);
+    assert!(!last.more);
+    assert!(last.is_cancelled(), "{last:?}");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn sixteen_mib_through_small_send_buffer(b: Backend) {
+    const TOTAL: usize = 16 << 20;
+    const CHUNK: usize = 1 << 20;
+    let data = pattern_bytes(0, TOTAL);
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    // A 4 KiB send buffer makes every 1 MiB send go out in hundreds of partial writes. The
+    // Ethernet-sized MSS keeps loopback TCP fast with so small a buffer (with loopback's 64 KiB
+    // MSS a segment never fits, and every one waits for a delayed ACK).
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.set_send_buffer_size(4096).unwrap();
+    sock.set_tcp_mss(1400).unwrap();
+    let addr = l.local_addr().unwrap();
+    h.port.submit(op::Accept::new(&l), 1).unwrap();
+    h.port
+        .submit(op::Connect::with_socket(sock, addr), 2)
+        .unwrap();
+    let Outcome::Accept(Ok((server, _))) = h.next_for(1).outcome else {
+        panic!("accept")
+    };
+    let Outcome::Connect(Ok(client)) = h.next_for(2).outcome else {
+        panic!("connect")
+    };
+
+    let mut sent = 0; // bytes confirmed sent
+    let mut next_send = 0; // bytes handed to send ops
+    let mut received = 0;
+    let mut in_flight_sends = 0;
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64 << 10)), 20)
+        .unwrap();
+    // Keep two sends queued so the backend must keep them in order.
+    while received < TOTAL || sent < TOTAL {
+        while in_flight_sends < 2 && next_send < TOTAL {
+            let len = CHUNK.min(TOTAL - next_send);
+            let buf = Buf::from(&data[next_send..next_send + len]);
+            h.port.submit(op::Send::new(&client, buf), 10).unwrap();
+            next_send += len;
+            in_flight_sends += 1;
+        }
+        let c = h.next();
+        match c.outcome {
+            Outcome::Send { result, buf } => {
+                in_flight_sends -= 1;
+                // A send ends when all its bytes are out: with a healthy peer, never short
+                // (the next queued send would otherwise overtake the unsent rest).
+                let n = result.unwrap();
+                assert_eq!(n, buf.len(), "short send with a healthy peer");
+                sent += n;
+            }
+            Outcome::Recv { result, mut buf } => {
+                let n = result.unwrap();
+                assert!(n > 0, "early EOF at {received}");
+                let expect = &data[received..received + buf.len()];
+                assert!(&buf[..] == expect, "bytes at {received} differ");
+                received += buf.len();
+                buf.clear();
+                if received < TOTAL {
+                    h.port.submit(op::Recv::new(&server, buf), 20).unwrap();
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((sent, received), (TOTAL, TOTAL));
+}
+
+fn peer_reset_mid_recv_is_an_error(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 1)
+        .unwrap();
+    assert!(h.drain_for(Duration::from_millis(50)).is_empty());
+    reset_on_drop(&client).unwrap();
+    drop(client);
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, .. } => {
+            let e = result.expect_err("a reset connection cannot recv");
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn orderly_close_is_a_zero_byte_recv(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 1)
+        .unwrap();
+    drop(client);
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 0);
+            assert!(buf.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn multishot_recv_ends_with_zero_on_close(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (mut client, server) = h.pair(&l);
+    h.port.submit(op::RecvMulti::new(&server), 1).unwrap();
+    client.write_all(b"abc").unwrap();
+    let first = h.next_for(1);
+    assert!(first.more);
+    match first.outcome {
+        Outcome::RecvMulti { result, buf } => {
+            assert_eq!(result.unwrap(), 3);
+            assert_eq!(&buf.unwrap()[..], b"abc");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(client);
+    let last = h.next_for(1);
+    assert!(!last.more);
+    match last.outcome {
+        Outcome::RecvMulti { result, buf } => {
+            assert_eq!(result.unwrap(), 0);
+            assert!(buf.is_none());
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.port.pool().in_use(), 0);
+}
+
+fn udp_round_trip(b: Backend) {
+    let mut h = Harness::new(b);
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    h.port.associate(&a).unwrap();
+    h.port.associate(&c).unwrap();
+    let a_addr = a.local_addr().unwrap();
+    let c_addr = c.local_addr().unwrap();
+
+    h.port
+        .submit(op::RecvFrom::new(&a, Buf::with_capacity(1500)), 1)
+        .unwrap();
+    h.port
+        .submit(op::SendTo::new(&c, Buf::from("ping"), a_addr), 2)
+        .unwrap();
+    match h.next_for(2).outcome {
+        Outcome::SendTo { result, .. } => assert_eq!(result.unwrap(), 4),
+        other => panic!("{other:?}"),
+    }
+    let (buf, from) = match h.next_for(1).outcome {
+        Outcome::RecvFrom { result, buf } => {
+            let (n, from) = result.unwrap();
+            assert_eq!(n, 4);
+            (buf, from)
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(&buf[..], b"ping");
+    assert_eq!(from, c_addr);
+
+    h.port
+        .submit(op::RecvFrom::new(&c, Buf::with_capacity(1500)), 3)
+        .unwrap();
+    h.port.submit(op::SendTo::new(&a, buf, from), 4).unwrap();
+    h.next_for(4);
+    match h.next_for(3).outcome {
+        Outcome::RecvFrom { result, buf } => {
+            assert_eq!(result.unwrap(), (4, a_addr));
+            assert_eq!(&buf[..], b"ping");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn timeouts_fire_relative_and_absolute(b: Backend) {
+    let mut h = Harness::new(b);
+    let start = Instant::now();
+    h.port
+        .submit(op::Timeout::after(Duration::from_millis(300)), 1)
+        .unwrap();
+    h.port
+        .submit(op::Timeout::at(start + Duration::from_millis(60)), 2)
+        .unwrap();
+    let never = h
+        .port
+        .submit(op::Timeout::after(Duration::from_secs(3600)), 3)
+        .unwrap();
+
+    let first = h.next();
+    assert_eq!(first.token, 2, "the earlier deadline fires first");
+    assert!(matches!(first.outcome, Outcome::Timeout(Ok(()))));
+    assert!(start.elapsed() >= Duration::from_millis(60));
+
+    let second = h.next();
+    assert_eq!(second.token, 1);
+    assert!(matches!(second.outcome, Outcome::Timeout(Ok(()))));
+    assert!(start.elapsed() >= Duration::from_millis(300));
+
+    h.port.cancel(never).unwrap();
+    let third = h.next();
+    assert_eq!(third.token, 3);
+    assert!(third.is_cancelled(), "{third:?}");
+    // A deadline in the past fires at once.
+    h.port.submit(op::Timeout::at(start), 4).unwrap();
+    assert!(matches!(h.next_for(4).outcome, Outcome::Timeout(Ok(()))));
+}
+
+fn cancel_pending_recv_returns_buffer(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    let mut buf = Buf::with_capacity(128);
+    buf.extend_from_slice(b"kept");
+    let id = h.port.submit(op::Recv::new(&server, buf), 9).unwrap();
+    assert!(h.drain_for(Duration::from_millis(30)).is_empty());
+    h.port.cancel(id).unwrap();
+    let c = h.next_for(9);
+    assert!(c.is_cancelled(), "{c:?}");
+    assert_eq!(c.id, id);
+    match c.outcome {
+        Outcome::Recv { buf, .. } => {
+            assert_eq!(&buf[..], b"kept", "the buffer comes back as it was");
+            assert_eq!(buf.capacity(), 128);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        h.port.cancel(id).unwrap_err().kind(),
+        std::io::ErrorKind::NotFound
+    );
+}
+
+fn cancelled_multishot_recv_delivers_every_byte(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (mut client, server) = h.pair(&l);
+    let id = h.port.submit(op::RecvMulti::new(&server), 5).unwrap();
+    let data = pattern_bytes(0, 20_000);
+    client.write_all(&data).unwrap();
+    // Let some arrive, then cancel while the rest may still be in flight.
+    let mut got = Vec::new();
+    let first = h.next_for(5);
+    if let Outcome::RecvMulti { buf: Some(buf), .. } = first.outcome {
+        got.extend_from_slice(&buf);
+    }
+    h.port.cancel(id).unwrap();
+    loop {
+        let c = h.next_for(5);
+        let more = c.more;
+        match c.outcome {
+            Outcome::RecvMulti {
+                result: Ok(n),
+                buf: Some(buf),
+            } => {
+                assert_eq!(n, buf.len());
+                got.extend_from_slice(&buf);
+            }
+            Outcome::RecvMulti { result: Err(e), .. } => {
+                assert!(ringport::is_cancelled(&e), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        if !more {
+            break;
+        }
+    }
+    // Whatever the cancelled op did not take is still in the socket.
+    let mut rest = Buf::with_capacity(64 << 10);
+    while got.len() < data.len() {
+        h.port.submit(op::Recv::new(&server, rest), 6).unwrap();
+        match h.next_for(6).outcome {
+            Outcome::Recv { result, buf } => {
+                assert!(result.unwrap() > 0);
+                got.extend_from_slice(&buf);
+                rest = buf;
+                rest.clear();
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, data);
+}
+
+fn cancel_by_token_ends_all_its_ops(b: Backend) {
+    let mut h = Harness::new(b);
+    for _ in 0..3 {
+        h.port
+            .submit(op::Timeout::after(Duration::from_secs(3600)), 42)
+            .unwrap();
+    }
+    h.port
+        .submit(op::Timeout::after(Duration::from_millis(200)), 43)
+        .unwrap();
+    assert_eq!(h.port.cancel_token(42).unwrap(), 3);
+    for _ in 0..3 {
+        assert!(h.next_for(42).is_cancelled());
+    }
+    assert!(matches!(h.next_for(43).outcome, Outcome::Timeout(Ok(()))));
+    assert_eq!(h.port.cancel_token(42).unwrap(), 0);
+}
+
+fn posts_from_four_threads_arrive_exactly_once(b: Backend) {
+    const THREADS: u64 = 4;
+    const EACH: u64 = 10_000;
+    let mut h = Harness::new(b);
+    let posters: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let poster = h.port.poster();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    poster.post(t, i).unwrap();
+                    if i % 1000 == 0 {
+                        std::thread::yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut next_expected: HashMap<u64, u64> = HashMap::new();
+    for _ in 0..THREADS * EACH {
+        let c = h.next();
+        assert_eq!(c.id, ringport::OpId::POSTED);
+        let Outcome::Posted(value) = c.outcome else {
+            panic!("{c:?}")
+        };
+        let expected = next_expected.entry(c.token).or_default();
+        assert_eq!(
+            value, *expected,
+            "thread {} out of order or duplicated",
+            c.token
+        );
+        *expected += 1;
+    }
+    for p in posters {
+        p.join().unwrap();
+    }
+    assert_eq!(next_expected.len() as u64, THREADS);
+    assert!(next_expected.values().all(|&n| n == EACH));
+    assert!(
+        h.drain_for(Duration::from_millis(20)).is_empty(),
+        "no post delivered twice"
+    );
+}
+
+fn idle_multishot_recv_holds_no_pool_buffers(b: Backend) {
+    const CONNS: usize = 1000;
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let addr = l.local_addr().unwrap();
+    h.port.submit(op::AcceptMulti::new(&l), 0).unwrap();
+    let clients = std::thread::spawn(move || {
+        (0..CONNS)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut servers = Vec::new();
+    while servers.len() < CONNS {
+        let c = h.next_for(0);
+        let Outcome::Accept(Ok((s, _))) = c.outcome else {
+            panic!("{c:?}")
+        };
+        h.port
+            .submit(op::RecvMulti::new(&s), servers.len() as u64 + 1)
+            .unwrap();
+        servers.push(s);
+    }
+    let mut clients = clients.join().unwrap();
+    // Give every receive time to be armed in the kernel.
+    assert!(h.drain_for(Duration::from_millis(100)).is_empty());
+    assert_eq!(h.port.in_flight(), CONNS + 1);
+    assert_eq!(h.port.pool().in_use(), 0, "idle connections hold no buffer");
+
+    clients[500].write_all(b"x").unwrap();
+    let c = h.next_for(501);
+    let Outcome::RecvMulti { buf: Some(buf), .. } = c.outcome else {
+        panic!("{c:?}")
+    };
+    assert_eq!(h.port.pool().in_use(), 1);
+    drop(buf);
+    assert_eq!(h.port.pool().in_use(), 0);
+}
+
+fn pool_exhaustion_then_recovery_loses_nothing(b: Backend) {
+    let mut h = Harness::with(Port::builder().backend(b).pool(64, 4));
+    let l = listener(&mut h.port);
+    let (mut client, server) = h.pair(&l);
+    let data = pattern_bytes(0, 1000);
+    client.write_all(&data).unwrap();
+
+    let mut held = Vec::new();
+    let mut got = Vec::new();
+    let mut ran_dry = 0;
+    h.port.submit(op::RecvMulti::new(&server), 1).unwrap();
+    while got.len() < data.len() {
+        let c = h.next_for(1);
+        let (more, dry) = (c.more, c.is_out_of_buffers());
+        match c.outcome {
+            Outcome::RecvMulti {
+                result: Ok(_),
+                buf: Some(buf),
+            } => {
+                got.extend_from_slice(&buf);
+                held.push(buf); // keep the pool busy until it runs dry
+            }
+            Outcome::RecvMulti { result: Err(e), .. } if dry => {
+                assert!(!more, "running dry ends the multishot recv: {e}");
+                ran_dry += 1;
+                assert_eq!(h.port.pool().available(), 0);
+                held.clear(); // buffers back: re-arm
+            }
+            other => panic!("{other:?}"),
+        }
+        if !more {
+            h.port.submit(op::RecvMulti::new(&server), 1).unwrap();
+        }
+    }
+    assert!(ran_dry > 0, "the pool of 4 x 64 B ran dry for 1000 bytes");
+    assert_eq!(got, data, "every byte, in order");
+}
+
+fn drop_with_1000_ops_in_flight(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let idle_listener = listener(&mut h.port);
+    let pool = h.port.pool().clone();
+    let mut streams = Vec::new();
+    h.port
+        .submit(op::AcceptMulti::new(&idle_listener), 0)
+        .unwrap();
+    let mut ops = 1;
+    for i in 0..100 {
+        let (client, server) = h.pair(&l);
+        h.port.submit(op::RecvMulti::new(&server), i).unwrap();
+        h.port
+            .submit(op::Recv::new(&client, Buf::with_capacity(4096)), i)
+            .unwrap();
+        // Queued behind the multishot recv: never reaches the kernel.
+        h.port
+            .submit(op::Recv::new(&server, Buf::with_capacity(4096)), i)
+            .unwrap();
+        ops += 3;
+        streams.push((client, server));
+    }
+    while ops < 1000 {
+        h.port
+            .submit(op::Timeout::after(Duration::from_secs(3600)), ops as u64)
+            .unwrap();
+        ops += 1;
+    }
+    let _ = h.drain_for(Duration::from_millis(50));
+    assert!(h.port.in_flight() >= 1000, "{}", h.port.in_flight());
+    // Some data waits in pool buffers held by the kernel's side of the ring.
+    for (client, _) in streams.iter_mut().take(10) {
+        client.set_nonblocking(false).unwrap();
+        client.write_all(b"in flight").unwrap();
+    }
+    drop(h);
+    assert_eq!(pool.in_use(), 0, "every pool buffer came back");
+}
+
+fn close_cancels_pending_ops(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (mut client, server) = h.pair(&l);
+    client.set_nonblocking(false).unwrap();
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 1)
+        .unwrap();
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 2)
+        .unwrap();
+    assert!(h.drain_for(Duration::from_millis(30)).is_empty());
+    h.port.submit(op::Close::new(server), 3).unwrap();
+    let mut seen = HashSet::new();
+    for _ in 0..3 {
+        let c = h.next();
+        match c.token {
+            1 | 2 => assert!(c.is_cancelled(), "{c:?}"),
+            3 => assert!(matches!(c.outcome, Outcome::Close(Ok(()))), "{c:?}"),
+            _ => unreachable!(),
+        }
+        seen.insert(c.token);
+    }
+    assert_eq!(seen.len(), 3);
+    // The server side is really closed: the client reads EOF.
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(client.read(&mut byte).unwrap(), 0);
+}
+
+fn queued_sends_keep_their_order(b: Backend) {
+    const SENDS: u64 = 200;
+    const LEN: usize = 10_000;
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, mut server) = h.pair(&l);
+    server.set_nonblocking(false).unwrap();
+    for i in 0..SENDS {
+        let buf = Buf::from(pattern_bytes(i * LEN as u64, LEN));
+        h.port.submit(op::Send::new(&client, buf), i).unwrap();
+    }
+    let reader = std::thread::spawn(move || {
+        let mut all = vec![0u8; SENDS as usize * LEN];
+        server.read_exact(&mut all).unwrap();
+        all
+    });
+    let mut done = 0;
+    while done < SENDS {
+        let c = h.next();
+        assert_eq!(c.token, done, "sends complete in submission order");
+        let Outcome::Send { result, .. } = c.outcome else {
+            panic!("{c:?}")
+        };
+        assert_eq!(result.unwrap(), LEN);
+        done += 1;
+    }
+    let all = reader.join().unwrap();
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, &byte)| byte == pattern(i as u64)),
+        "bytes arrive in submission order"
+    );
+}
+
+fn connect_refused_is_reported(b: Backend) {
+    let mut h = Harness::new(b);
+    // A port nothing listens on: bind, note the address, close.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    h.port.submit(op::Connect::new(addr).unwrap(), 1).unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Connect(Err(e)) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn zero_timeout_polls(b: Backend) {
+    let mut h = Harness::new(b);
+    let mut batch = ringport::Completions::default();
+    let start = Instant::now();
+    assert_eq!(h.port.wait(&mut batch, Some(Duration::ZERO)).unwrap(), 0);
+    assert!(start.elapsed() < Duration::from_secs(2));
+    h.port.poster().post(1, 2).unwrap();
+    assert_eq!(h.port.wait(&mut batch, Some(Duration::ZERO)).unwrap(), 1);
+}
+
+fn post_after_drop_fails(b: Backend) {
+    let h = Harness::new(b);
+    let poster = h.port.poster();
+    poster.post(1, 1).unwrap();
+    drop(h);
+    let e = poster.post(1, 2).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs what CI and the checks need on a fresh machine (idempotent).
+set -euo pipefail
+
+need_apt=()
+command -v valgrind >/dev/null || need_apt+=(valgrind)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need_apt[@]}"
+fi
+rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+cargo --version
