@@ -32,6 +32,7 @@ on_every_backend!(
     connect_refused_is_reported,
     zero_timeout_polls,
     post_after_drop_fails,
+    nops_complete_in_one_wait,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -671,4 +672,23 @@ fn post_after_drop_fails(b: Backend) {
     drop(h);
     let e = poster.post(1, 2).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+}
+
+fn nops_complete_in_one_wait(b: Backend) {
+    let mut h = Harness::new(b);
+    for i in 0..100 {
+        h.port.submit(op::Nop::new(), i).unwrap();
+    }
+    let mut batch = ringport::Completions::with_capacity(256);
+    let mut seen = Vec::new();
+    while seen.len() < 100 {
+        h.port.wait(&mut batch, Some(common::PATIENCE)).unwrap();
+        for c in batch.drain() {
+            assert!(matches!(c.outcome, Outcome::Nop(Ok(()))), "{c:?}");
+            seen.push(c.token);
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    assert_eq!(h.port.in_flight(), 0);
 }

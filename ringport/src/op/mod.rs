@@ -37,6 +37,7 @@ use crate::sock::{OwnedSock, RawSock};
 mod accept;
 mod close;
 mod connect;
+mod nop;
 mod recv;
 mod recv_from;
 mod recv_multi;
@@ -47,6 +48,7 @@ mod timeout;
 pub use accept::{Accept, AcceptMulti};
 pub use close::Close;
 pub use connect::Connect;
+pub use nop::Nop;
 pub use recv::Recv;
 pub use recv_from::RecvFrom;
 pub use recv_multi::RecvMulti;
@@ -78,6 +80,8 @@ pub enum OpKind {
     Close,
     /// [`Timeout`].
     Timeout,
+    /// [`Nop`].
+    Nop,
 }
 
 /// An operation in the port's table: one variant per op file.
@@ -93,6 +97,7 @@ pub(crate) enum Op {
     SendTo(SendTo),
     Close(Close),
     Timeout(Timeout),
+    Nop(Nop),
 }
 
 /// What a backend reports for one completion, before the op turns it into an [`Outcome`].
@@ -142,6 +147,7 @@ impl Op {
             Op::SendTo(_) => OpKind::SendTo,
             Op::Close(_) => OpKind::Close,
             Op::Timeout(_) => OpKind::Timeout,
+            Op::Nop(_) => OpKind::Nop,
         }
     }
 
@@ -157,7 +163,7 @@ impl Op {
             Op::RecvFrom(o) => Some(o.sock),
             Op::SendTo(o) => Some(o.sock),
             Op::Close(o) => o.raw(),
-            Op::Timeout(_) => None,
+            Op::Timeout(_) | Op::Nop(_) => None,
         }
     }
 
@@ -174,6 +180,7 @@ impl Op {
             Op::SendTo(o) => o.complete(raw),
             Op::Close(_) => Outcome::Close(raw.res.map(drop)),
             Op::Timeout(_) => Outcome::Timeout(raw.res.map(drop)),
+            Op::Nop(_) => Outcome::Nop(raw.res.map(drop)),
         }
     }
 }
@@ -213,5 +220,6 @@ operation!(
     RecvFrom,
     SendTo,
     Close,
-    Timeout
+    Timeout,
+    Nop
 );

@@ -73,6 +73,8 @@ pub enum Outcome {
     Close(io::Result<()>),
     /// An [`op::Timeout`](crate::op::Timeout): `Ok(())` when the time came.
     Timeout(io::Result<()>),
+    /// An [`op::Nop`](crate::op::Nop).
+    Nop(io::Result<()>),
     /// A message from [`Poster::post`](crate::Poster::post) (the
     /// `PostQueuedCompletionStatus` of the tutorials), with its value.
     Posted(u64),
@@ -90,7 +92,8 @@ impl Completion {
             | Outcome::RecvFrom { result: Err(e), .. }
             | Outcome::SendTo { result: Err(e), .. }
             | Outcome::Close(Err(e))
-            | Outcome::Timeout(Err(e)) => Some(e),
+            | Outcome::Timeout(Err(e))
+            | Outcome::Nop(Err(e)) => Some(e),
             _ => None,
         }
     }

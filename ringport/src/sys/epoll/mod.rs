@@ -198,7 +198,9 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                 Ok(None) if net::is_connected(fd) => Step::Done(Raw::done(Ok(0))),
                 Ok(None) => Step::Blocked,
             },
-            Op::Close(_) | Op::Timeout(_) => unreachable!("close and timeout wait on no socket"),
+            Op::Close(_) | Op::Timeout(_) | Op::Nop(_) => {
+                unreachable!("close, timeout and nop wait on no socket")
+            }
         };
         return step;
     }
@@ -362,6 +364,10 @@ impl Driver for Epoll {
             }
             Op::Close(_) => {
                 self.close(table, id);
+                return Ok(());
+            }
+            Op::Nop(_) => {
+                table.complete(id, Raw::done(Ok(0)));
                 return Ok(());
             }
             Op::Connect(c) => {

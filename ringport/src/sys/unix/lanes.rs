@@ -29,7 +29,7 @@ impl Dir {
             | OpKind::RecvMulti
             | OpKind::RecvFrom => Some(Dir::Read),
             OpKind::Connect | OpKind::Send | OpKind::SendTo => Some(Dir::Write),
-            OpKind::Close | OpKind::Timeout => None,
+            OpKind::Close | OpKind::Timeout | OpKind::Nop => None,
         }
     }
 }

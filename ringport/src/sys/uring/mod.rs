@@ -116,6 +116,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         (opcode::Timeout::CODE, "TIMEOUT"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
         (opcode::Read::CODE, "READ"),
+        (opcode::Nop::CODE, "NOP"),
     ];
     if let Some((_, name)) = needed.iter().find(|(code, _)| !probe.is_supported(*code)) {
         return Err(io::Error::new(
@@ -493,6 +494,7 @@ impl Uring {
                     .flags(flags)
                     .build()
             }
+            Op::Nop(_) => opcode::Nop::new().build(),
         };
         self.push(table, &sqe.user_data(id.tag()))
     }
