@@ -36,11 +36,13 @@
 //! ```
 //!
 //! Layers: [`port`](Port) (the port, completions, ids) → [`op`] (one file per operation) →
-//! `sys` (the backends, where all `unsafe` lives) ← [`buf`] (owned buffers and pools).
+//! `sys` (the backends, where all `unsafe` lives) ← [`buf`] (owned buffers and pools); on top,
+//! [`server`]: worker threads, handlers, codecs, limits, shutdown and metrics.
 
 pub mod buf;
 pub mod op;
 mod port;
+pub mod server;
 mod sock;
 mod sys;
 

@@ -15,9 +15,19 @@ use crate::sock::{AsSock, RawSock};
 /// Completes with [`Outcome::RecvMulti`]. Every completion with data has
 /// [`Completion::more`](crate::Completion::more) set; the last one (no `more`) is end of stream
 /// (`Ok(0)`), an error, cancellation, or running out of pool buffers.
+///
+/// With a [`limit`](RecvMulti::limit), the op also ends once it has received that many bytes:
+/// the completion carrying the last of them has no `more`. Re-submitting then continues. That
+/// bounds how far the kernel reads ahead of the application, which is what backpressure
+/// needs: a connection that must stop reading holds at most `limit` bytes more.
 #[derive(Debug)]
 pub struct RecvMulti {
     pub(crate) sock: RawSock,
+    pub(crate) limit: Option<u32>,
+    /// Bytes received so far (to enforce the limit where the kernel does not).
+    pub(crate) received: u64,
+    /// The backend already asked the kernel to stop this op at its limit.
+    pub(crate) stopping: bool,
 }
 
 impl RecvMulti {
@@ -25,7 +35,24 @@ impl RecvMulti {
     pub fn new(sock: &impl AsSock) -> RecvMulti {
         RecvMulti {
             sock: sock.as_sock(),
+            limit: None,
+            received: 0,
+            stopping: false,
         }
+    }
+
+    /// End the op after about `bytes` bytes (at least one completion's worth; io_uring on
+    /// Linux 6.17+ stops exactly at the limit, other backends at the end of the buffer that
+    /// reaches it, older kernels soon after). `0` means no limit.
+    pub fn limit(mut self, bytes: u32) -> RecvMulti {
+        self.limit = (bytes > 0).then_some(bytes);
+        self
+    }
+
+    /// Counts `n` received bytes; true once the limit (if any) is reached.
+    pub(crate) fn count(&mut self, n: usize) -> bool {
+        self.received += n as u64;
+        self.limit.is_some_and(|l| self.received >= u64::from(l))
     }
 }
 

@@ -320,6 +320,15 @@ impl Port {
         Ok(ids.len())
     }
 
+    /// Hands queued submissions to the kernel now, without waiting for completions.
+    ///
+    /// `wait` does this anyway, batched with its wait; call `flush` when an operation must reach
+    /// the kernel before the thread next waits — e.g. a cancel that should stop a receive
+    /// before it takes more data. A no-op on backends that start operations at submit.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.driver.flush(&mut self.table)
+    }
+
     /// Waits for completions and puts up to `out.capacity()` of them in `out`
     /// (`GetQueuedCompletionStatusEx`), replacing what it held. Returns how many.
     ///

@@ -135,7 +135,7 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                     Err(e) => Step::Done(Raw::done(Err(e))),
                 }
             }
-            Op::RecvMulti(_) => {
+            Op::RecvMulti(r) => {
                 let Some(mut buf) = pool.get() else {
                     return Step::Done(Raw::done(Err(out_of_buffers_error())));
                 };
@@ -143,11 +143,15 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                     Ok(0) => Step::Done(Raw::done(Ok(0))),
                     Ok(n) => {
                         buf.commit(n);
-                        Step::More(Raw {
-                            more: true,
+                        let raw = Raw {
                             buf: Some(buf),
                             ..Raw::done(Ok(n))
-                        })
+                        };
+                        if r.count(n) {
+                            Step::Done(raw) // the limit is reached: this one is the last
+                        } else {
+                            Step::More(Raw { more: true, ..raw })
+                        }
                     }
                     Err(e) if would_block(&e) => Step::Blocked,
                     Err(e) if retry(&e) => continue,

@@ -163,3 +163,22 @@ pub(crate) fn monotonic_now() -> libc::timespec {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts
 }
+
+/// The running kernel's (major, minor) version, from `uname(2)`.
+pub(crate) fn kernel_version() -> Option<(u32, u32)> {
+    // SAFETY: `utsname` is plain old data (byte arrays); all zero is a valid value.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct we own and pass by pointer.
+    unsafe { syscall!(uname(&mut uts)).ok()? };
+    let release: Vec<u8> = uts
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    let release = String::from_utf8_lossy(&release);
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}

@@ -144,8 +144,12 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
     }
     pool.attach(Box::new(buf_ring));
 
+    // The byte cap of a multishot recv (`sqe->optlen`) arrived in Linux 6.17; older kernels
+    // reject it, so there the driver cancels the op once past its limit instead.
+    let recv_limit = net::kernel_version().is_some_and(|v| v >= (6, 17));
     let waker = Waker::new(false)?;
     let driver = Uring {
+        recv_limit,
         ring: ManuallyDrop::new(ring),
         pool,
         waker: waker.clone(),
@@ -178,6 +182,23 @@ struct Uring {
     /// Per-socket queues: only the head op of each lane is in the kernel, which keeps sends
     /// (and one-shot receives) on a socket in submission order.
     lanes: Lanes<()>,
+    /// The kernel can cap a multishot recv's bytes itself (`sqe->optlen`, Linux 6.17+).
+    recv_limit: bool,
+}
+
+/// Sets `optlen` of an SQE: the byte cap of a multishot recv (Linux 6.17+), a field the
+/// io-uring crate's builder does not expose.
+fn with_optlen(sqe: squeue::Entry, optlen: u32) -> squeue::Entry {
+    const SQE_SIZE: usize = 64;
+    /// Where `optlen` (union with `file_index`, `splice_fd_in`) sits in `io_uring_sqe`.
+    const OPTLEN_OFFSET: usize = 44;
+    const { assert!(size_of::<squeue::Entry>() == SQE_SIZE) };
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte `io_uring_sqe` (size
+    // checked above), which is plain data; every byte pattern is a valid value of both types.
+    let mut bytes: [u8; SQE_SIZE] = unsafe { std::mem::transmute(sqe) };
+    bytes[OPTLEN_OFFSET..OPTLEN_OFFSET + 4].copy_from_slice(&optlen.to_ne_bytes());
+    // SAFETY: as above; only the optlen field changed.
+    unsafe { std::mem::transmute(bytes) }
 }
 
 impl Uring {
@@ -269,6 +290,7 @@ impl Uring {
             tracing::debug!(?id, res, "completion for an op not in flight");
             return;
         };
+        let mut stop = false;
         let raw = if res < 0 {
             let errno = -res;
             match entry.op {
@@ -281,14 +303,15 @@ impl Uring {
             }
         } else {
             let n = res as usize;
-            match &entry.op {
+            match &mut entry.op {
                 Op::Accept(_) | Op::AcceptMulti(_) => {
+                    let one_shot_accept = matches!(entry.op, Op::Accept(_));
                     // SAFETY: a successful accept CQE carries a new descriptor nobody owns.
                     let sock = Some(unsafe { net::own(res) });
-                    let addr = match (&entry.op, &entry.side) {
+                    let addr = match (one_shot_accept, &entry.side) {
                         // SAFETY: the kernel wrote the peer address of `addr_len` bytes into
                         // `side.addr` before posting this CQE.
-                        (Op::Accept(_), Some(side)) => unsafe {
+                        (true, Some(side)) => unsafe {
                             net::read_addr(&side.addr, side.addr_len).ok()
                         },
                         _ => None,
@@ -303,11 +326,18 @@ impl Uring {
                 Op::RecvMulti(_) if n > 0 && picked.is_none() => Raw::done(Err(io::Error::other(
                     "multishot recv completed without a buffer",
                 ))),
-                Op::RecvMulti(_) => Raw {
-                    more,
-                    buf: picked,
-                    ..Raw::done(Ok(n))
-                },
+                Op::RecvMulti(r) => {
+                    if r.count(n) && more && !self.recv_limit && !r.stopping {
+                        // No kernel cap: stop the op ourselves now that it reached its limit.
+                        r.stopping = true;
+                        stop = true;
+                    }
+                    Raw {
+                        more,
+                        buf: picked,
+                        ..Raw::done(Ok(n))
+                    }
+                }
                 Op::RecvFrom(_) => {
                     let side = entry
                         .side
@@ -329,6 +359,9 @@ impl Uring {
         };
         let accepted = raw.sock.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         table.complete(id, raw);
+        if stop {
+            let _ = self.cancel_in_kernel(table, id);
+        }
         if let Some(fd) = accepted {
             self.fresh_fd(table, fd);
         }
@@ -419,7 +452,13 @@ impl Uring {
                 let spare = r.buf.spare_mut();
                 opcode::Recv::new(Fd(r.sock), spare.as_mut_ptr(), clamp_len(spare.len())).build()
             }
-            Op::RecvMulti(r) => opcode::RecvMulti::new(Fd(r.sock), POOL_GROUP).build(),
+            Op::RecvMulti(r) => {
+                let sqe = opcode::RecvMulti::new(Fd(r.sock), POOL_GROUP).build();
+                match r.limit {
+                    Some(limit) if self.recv_limit => with_optlen(sqe, limit),
+                    _ => sqe,
+                }
+            }
             Op::Send(s) => opcode::Send::new(Fd(s.sock), s.buf.as_ptr(), clamp_len(s.buf.len()))
                 // WAITALL: like WSASend, complete only when every byte is out (or on error, with
                 // the count of those that went out).
@@ -535,6 +574,13 @@ impl Driver for Uring {
             }
         }
         Ok(())
+    }
+
+    fn flush(&mut self, table: &mut OpTable) -> io::Result<()> {
+        if self.ring.submission().is_empty() {
+            return Ok(());
+        }
+        Uring::flush(self, table)
     }
 
     fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
