@@ -114,6 +114,31 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     if interactive {
         session.prompt();
     }
+    let result = exchange(&mut port, &mut batch, &stream, &inbox, &mut session, &args);
+    if session.mismatches > 0 {
+        eprintln!(
+            "ringport: {} echoed messages differed from what was sent",
+            session.mismatches
+        );
+        result?;
+        return Ok(ExitCode::FAILURE);
+    }
+    result?;
+    if !interactive {
+        eprintln!("all bytes echoed back");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the input as it comes and checks the echoes, until all input is echoed.
+fn exchange(
+    port: &mut Port,
+    batch: &mut Completions,
+    stream: &TcpStream,
+    inbox: &Inbox,
+    session: &mut Session,
+    args: &Args,
+) -> Result<(), Box<dyn Error>> {
     let mut input_done = false;
     let mut deadline: Option<Instant> = None;
     loop {
@@ -128,7 +153,7 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
             )
             .into());
         }
-        port.wait(&mut batch, wait)?;
+        port.wait(batch, wait)?;
         for c in batch.drain() {
             match c.outcome {
                 Outcome::Posted(_) if c.token == INPUT => {
@@ -139,7 +164,7 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
                         .collect();
                     for piece in pieces {
                         let frame = session.frame(&piece)?;
-                        port.submit(op::Send::new(&stream, frame), SEND)?;
+                        port.submit(op::Send::new(stream, frame), SEND)?;
                     }
                 }
                 Outcome::Posted(_) if c.token == INPUT_END => {
@@ -166,24 +191,14 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
                         None => {}
                     }
                     if !c.more && n > 0 {
-                        port.submit(op::RecvMulti::new(&stream), RECV)?;
+                        port.submit(op::RecvMulti::new(stream), RECV)?;
                     }
                 }
                 _ => {}
             }
         }
     }
-    if session.mismatches > 0 {
-        eprintln!(
-            "ringport: {} echoed messages differed from what was sent",
-            session.mismatches
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    if !interactive {
-        eprintln!("all bytes echoed back");
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Connects, retrying with backoff while the server is not up.
