@@ -37,6 +37,8 @@ use crate::op::OpKind;
 use crate::port::{Backend, BackendChoice, OpId, OpTable};
 use crate::sock::RawSock;
 
+mod lanes;
+
 #[cfg(unix)]
 pub(crate) mod unix;
 

@@ -23,7 +23,8 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockAddr;
 
-use super::unix::{Dir, Lanes, Waker, net};
+use super::lanes::{Dir, Lanes};
+use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw};

@@ -25,7 +25,8 @@ use io_uring::types::{CancelBuilder, Fd, SubmitArgs, TimeoutFlags, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::buf_ring::BufRing;
-use super::unix::{Dir, Lanes, Waker, net};
+use super::lanes::{Dir, Lanes};
+use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw, When};
