@@ -1,8 +1,9 @@
 //! [`Lanes`]: per-socket FIFO queues of ops, one for receives and one for sends.
 //!
-//! Only the op at the head of a lane is given to the kernel (io_uring) or attempted (epoll).
-//! That is what keeps two sends on one socket in order: io_uring alone does not, once the first
-//! send has to wait for buffer space and the second finds room.
+//! Only the op at the head of a lane is given to the kernel (io_uring, IOCP) or attempted
+//! (epoll). That is what keeps two sends on one socket in order: io_uring alone does not, once
+//! the first send has to wait for buffer space and the second finds room. (IOCP keeps them in
+//! order itself; why it uses lanes anyway: see `sys/iocp`.)
 //!
 //! Sockets are found by their raw handle: on Unix a descriptor, small and dense, indexes a
 //! `Vec`; on Windows a `SOCKET` is a kernel handle value (sparse, a multiple of 4), so a map.
@@ -45,6 +46,7 @@ pub(crate) struct Sock<T> {
     reads: VecDeque<OpId>,
     writes: VecDeque<OpId>,
     /// Backend state for this socket (epoll: registered, on the run-again list).
+    #[cfg_attr(windows, allow(dead_code))] // epoll only
     pub extra: T,
 }
 
@@ -57,6 +59,7 @@ impl<T> Sock<T> {
     }
 
     /// Whether no op waits on this socket.
+    #[cfg_attr(windows, allow(dead_code))] // epoll only
     pub(crate) fn is_idle(&self) -> bool {
         self.reads.is_empty() && self.writes.is_empty()
     }
@@ -103,6 +106,7 @@ impl<T: Default> Lanes<T> {
     }
 
     /// The op at the head of a lane.
+    #[cfg_attr(windows, allow(dead_code))] // io_uring and epoll
     pub(crate) fn head(&mut self, fd: RawSock, dir: Dir) -> Option<OpId> {
         self.sock(fd).lane(dir).front().copied()
     }
