@@ -119,9 +119,11 @@ fn sixteen_mib_through_small_send_buffer(b: Backend) {
     let l = listener(&mut h.port);
     // A 4 KiB send buffer makes every 1 MiB send go out in hundreds of partial writes. The
     // Ethernet-sized MSS keeps loopback TCP fast with so small a buffer (with loopback's 64 KiB
-    // MSS a segment never fits, and every one waits for a delayed ACK).
+    // MSS a segment never fits, and every one waits for a delayed ACK). Windows has no
+    // settable TCP_MAXSEG.
     let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     sock.set_send_buffer_size(4096).unwrap();
+    #[cfg(unix)]
     sock.set_tcp_mss(1400).unwrap();
     let addr = l.local_addr().unwrap();
     h.port.submit(op::Accept::new(&l), 1).unwrap();
