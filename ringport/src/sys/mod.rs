@@ -38,6 +38,7 @@ use crate::port::{Backend, BackendChoice, OpId, OpTable};
 use crate::sock::RawSock;
 
 mod lanes;
+mod timers;
 
 #[cfg(unix)]
 pub(crate) mod unix;

@@ -13,8 +13,6 @@
 //!
 //! No `unsafe` here: the syscalls are the safe wrappers of [`super::unix::net`].
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -24,6 +22,7 @@ use mio::{Events, Interest, Poll, Token};
 use socket2::SockAddr;
 
 use super::lanes::{Dir, Lanes};
+use super::timers::Timers;
 use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
@@ -49,7 +48,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         pool: settings.pool.clone(),
         lanes: Lanes::default(),
         runnable: Vec::new(),
-        timers: BinaryHeap::new(),
+        timers: Timers::default(),
     };
     Ok(Opened {
         driver: Box::new(driver),
@@ -70,7 +69,7 @@ struct Epoll {
     /// Sockets whose queues must be run again without waiting for an edge.
     runnable: Vec<RawFd>,
     /// Pending timeouts: (deadline, op tag).
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: Timers,
 }
 
 /// What epoll needs to know about a socket besides its queues.
@@ -288,18 +287,6 @@ impl Epoll {
         table.complete(id, raw);
     }
 
-    fn fire_timers(&mut self, table: &mut OpTable) {
-        let now = Instant::now();
-        while let Some(&Reverse((deadline, tag))) = self.timers.peek() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            // A cancelled timeout left its heap entry behind: its id is no longer in flight.
-            table.complete(OpId::from_tag(tag), Raw::done(Ok(0)));
-        }
-    }
-
     fn close(&mut self, table: &mut OpTable, id: OpId) {
         let Some(Op::Close(close)) = table.get_mut(id).map(|e| &mut e.op) else {
             return;
@@ -360,7 +347,7 @@ impl Driver for Epoll {
         match &mut entry.op {
             Op::Timeout(t) => {
                 let deadline = t.when.deadline(Instant::now());
-                self.timers.push(Reverse((deadline, id.tag())));
+                self.timers.add(id, deadline);
                 return Ok(());
             }
             Op::Close(_) => {
@@ -415,17 +402,13 @@ impl Driver for Epoll {
             self.run(table, fd, Dir::Read);
             self.run(table, fd, Dir::Write);
         }
-        self.fire_timers(table);
+        self.timers.fire(table);
 
-        let mut timeout = if table.ready.is_empty() && self.runnable.is_empty() {
-            timeout
+        let timeout = if table.ready.is_empty() && self.runnable.is_empty() {
+            self.timers.bound(timeout)
         } else {
             Some(Duration::ZERO)
         };
-        if let Some(Reverse((deadline, _))) = self.timers.peek() {
-            let until = deadline.saturating_duration_since(Instant::now());
-            timeout = Some(timeout.map_or(until, |t| t.min(until)));
-        }
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -455,7 +438,7 @@ impl Driver for Epoll {
             }
         }
         self.ready_fds = ready;
-        self.fire_timers(table);
+        self.timers.fire(table);
         Ok(())
     }
 

@@ -36,8 +36,7 @@
 mod side;
 mod win;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::windows::io::{AsRawSocket, OwnedSocket};
@@ -55,6 +54,7 @@ pub(crate) use self::side::Side;
 use self::side::{Cancel, Issued};
 use self::win::{CompletionPort, Ext};
 use super::lanes::{Dir, Lanes};
+use super::timers::Timers;
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw};
@@ -97,7 +97,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         ext,
         pool: settings.pool.clone(),
         lanes: Lanes::default(),
-        timers: BinaryHeap::new(),
+        timers: Timers::default(),
         spare: Vec::new(),
         ending: HashMap::new(),
         closing: false,
@@ -116,7 +116,7 @@ struct Iocp {
     /// Per-socket queues: only a lane's head is in the kernel (see the module docs).
     lanes: Lanes<()>,
     /// Pending timeouts: (deadline, op tag).
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: Timers,
     /// Finished Sides to reuse, boxed as the op table holds them.
     #[allow(clippy::vec_box)]
     spare: Vec<Box<Side>>,
@@ -413,18 +413,6 @@ impl Iocp {
         table.complete(id, Raw::done(res.map(|()| 0)));
     }
 
-    fn fire_timers(&mut self, table: &mut OpTable) {
-        let now = Instant::now();
-        while let Some(&Reverse((deadline, tag))) = self.timers.peek() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            // A cancelled timeout left its heap entry behind: its id is no longer in flight.
-            table.complete(OpId::from_tag(tag), Raw::done(Ok(0)));
-        }
-    }
-
     /// Handles one dequeued packet.
     fn on_packet(&mut self, table: &mut OpTable, packet: &OVERLAPPED_ENTRY) {
         if packet.lpCompletionKey != win::IO_KEY || packet.lpOverlapped.is_null() {
@@ -693,7 +681,7 @@ impl Driver for Iocp {
         match &entry.op {
             Op::Timeout(t) => {
                 let deadline = t.when.deadline(Instant::now());
-                self.timers.push(Reverse((deadline, id.tag())));
+                self.timers.add(id, deadline);
                 return Ok(());
             }
             Op::Close(_) => {
@@ -757,16 +745,12 @@ impl Driver for Iocp {
         want: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        self.fire_timers(table);
-        let mut timeout = if table.ready.is_empty() {
-            timeout
+        self.timers.fire(table);
+        let timeout = if table.ready.is_empty() {
+            self.timers.bound(timeout)
         } else {
             Some(Duration::ZERO)
         };
-        if let Some(Reverse((deadline, _))) = self.timers.peek() {
-            let until = deadline.saturating_duration_since(Instant::now());
-            timeout = Some(timeout.map_or(until, |t| t.min(until)));
-        }
         let mut packets = [OVERLAPPED_ENTRY::default(); BATCH];
         let n = self
             .port
@@ -774,7 +758,7 @@ impl Driver for Iocp {
         for packet in &packets[..n] {
             self.on_packet(table, packet);
         }
-        self.fire_timers(table);
+        self.timers.fire(table);
         Ok(())
     }
 
