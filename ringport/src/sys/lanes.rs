@@ -11,10 +11,20 @@
 //! the table grows only to the most sockets open at once.
 
 use std::collections::VecDeque;
+use std::io;
 
 use crate::op::OpKind;
 use crate::port::OpId;
 use crate::sock::RawSock;
+
+/// The error of an op that waited in a lane while its socket was closed behind the port's back
+/// (found when the kernel hands out the same handle value again): it can never run.
+pub(crate) fn closed_behind_our_back() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was closed while this operation waited",
+    )
+}
 
 /// Which lane of its socket an op queues in.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]

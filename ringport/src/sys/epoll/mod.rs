@@ -21,7 +21,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockAddr;
 
-use super::lanes::{Dir, Lanes};
+use super::lanes::{Dir, Lanes, closed_behind_our_back};
 use super::timers::Timers;
 use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
@@ -306,13 +306,6 @@ impl Epoll {
         drop(sock);
         table.complete(id, Raw::done(Ok(0)));
     }
-}
-
-fn closed_behind_our_back() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the socket was closed while this operation waited",
-    )
 }
 
 /// The final result of a cancelled op: a send that already sent bytes reports them.

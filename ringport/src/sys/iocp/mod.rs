@@ -53,7 +53,7 @@ use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 pub(crate) use self::side::Side;
 use self::side::{Cancel, Issued};
 use self::win::{CompletionPort, Ext};
-use super::lanes::{Dir, Lanes};
+use super::lanes::{Dir, Lanes, closed_behind_our_back};
 use super::timers::Timers;
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
@@ -166,13 +166,6 @@ fn retry_accept(status: NTSTATUS) -> bool {
 /// warning status, and like `recvfrom` the op reports the truncated length).
 fn succeeded(status: NTSTATUS) -> bool {
     status >= 0 || status == STATUS_BUFFER_OVERFLOW
-}
-
-fn closed_behind_our_back() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the socket was closed while this operation waited",
-    )
 }
 
 /// The listener's address family: AcceptEx needs a socket of the same one.
