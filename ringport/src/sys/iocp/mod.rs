@@ -491,8 +491,7 @@ impl Iocp {
         } else if bytes > 0 && !stop {
             match self.start(table, id) {
                 Start::Queued => return,
-                Start::Done(raw) if sent == 0 => raw.res,
-                Start::Done(_) => Ok(sent),
+                Start::Done(_) => Ok(sent), // the rest could not start: report what went out
             }
         } else if sent > 0 {
             Ok(sent)

@@ -145,7 +145,7 @@ impl Side {
         let side = Box::new(Side {
             // SAFETY: `Io` holds integers, raw pointers and arrays of bytes, for which the
             // all-zero bit pattern is valid (null pointers, zero lengths).
-            io: UnsafeCell::new(unsafe { win::zeroed_c() }),
+            io: UnsafeCell::new(unsafe { std::mem::zeroed() }),
             queued: Cell::new(false),
             cancel: Cell::new(Cancel::No),
             accept: Cell::new(None),

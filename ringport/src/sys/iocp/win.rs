@@ -2,7 +2,7 @@
 //! the Winsock extension functions, socket options, the non-blocking `recv` of multishot
 //! receives, and turning kernel status codes into `io::Error`s.
 //!
-//! Each `unsafe` block is a single foreign call; its comment says what memory it touches.
+//! Each `unsafe` block says what memory the call touches and why that is sound.
 
 use std::ffi::c_void;
 use std::io;
@@ -433,16 +433,6 @@ pub(crate) unsafe fn read_addr(addr: *const SOCKADDR, len: i32) -> io::Result<So
             "peer address is not an IPv4/IPv6 address",
         )
     })
-}
-
-/// An all-zero value of a plain C struct.
-///
-/// # Safety
-/// Every field of `T` must allow the all-zero bit pattern (integers, raw pointers, arrays of
-/// those).
-pub(crate) unsafe fn zeroed_c<T>() -> T {
-    // SAFETY: guaranteed by the caller.
-    unsafe { zeroed() }
 }
 
 /// The `io::Error` for an overlapped call that ended with NTSTATUS `status` (an error).
