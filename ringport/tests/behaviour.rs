@@ -33,6 +33,10 @@ on_every_backend!(
     zero_timeout_polls,
     post_after_drop_fails,
     nops_complete_in_one_wait,
+    truncated_datagram_keeps_what_fits,
+    closing_a_listener_ends_its_multishot_accept,
+    connect_from_a_bound_socket,
+    cancelled_send_reports_exactly_what_went_out,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -119,9 +123,11 @@ fn sixteen_mib_through_small_send_buffer(b: Backend) {
     let l = listener(&mut h.port);
     // A 4 KiB send buffer makes every 1 MiB send go out in hundreds of partial writes. The
     // Ethernet-sized MSS keeps loopback TCP fast with so small a buffer (with loopback's 64 KiB
-    // MSS a segment never fits, and every one waits for a delayed ACK).
+    // MSS a segment never fits, and every one waits for a delayed ACK). Windows has no
+    // settable TCP_MAXSEG.
     let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     sock.set_send_buffer_size(4096).unwrap();
+    #[cfg(unix)]
     sock.set_tcp_mss(1400).unwrap();
     let addr = l.local_addr().unwrap();
     h.port.submit(op::Accept::new(&l), 1).unwrap();
@@ -691,4 +697,163 @@ fn nops_complete_in_one_wait(b: Backend) {
     seen.sort_unstable();
     assert_eq!(seen, (0..100).collect::<Vec<_>>());
     assert_eq!(h.port.in_flight(), 0);
+}
+
+fn truncated_datagram_keeps_what_fits(b: Backend) {
+    let mut h = Harness::new(b);
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    h.port.associate(&a).unwrap();
+    let c_addr = c.local_addr().unwrap();
+    let a_addr = a.local_addr().unwrap();
+    // Once with the datagram already waiting (the receive can finish at once), once with the
+    // receive waiting for it.
+    for waiting_first in [false, true] {
+        if !waiting_first {
+            c.send_to(b"abcdef", a_addr).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        h.port
+            .submit(op::RecvFrom::new(&a, Buf::with_capacity(4)), 1)
+            .unwrap();
+        if waiting_first {
+            assert!(h.drain_for(Duration::from_millis(20)).is_empty());
+            c.send_to(b"abcdef", a_addr).unwrap();
+        }
+        match h.next_for(1).outcome {
+            Outcome::RecvFrom { result, buf } => {
+                assert_eq!(result.unwrap(), (4, c_addr));
+                assert_eq!(&buf[..], b"abcd");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The rest of a truncated datagram is gone, as with recvfrom: the next one is whole.
+    c.send_to(b"xy", a_addr).unwrap();
+    h.port
+        .submit(op::RecvFrom::new(&a, Buf::with_capacity(16)), 2)
+        .unwrap();
+    match h.next_for(2).outcome {
+        Outcome::RecvFrom { result, buf } => {
+            assert_eq!(result.unwrap(), (2, c_addr));
+            assert_eq!(&buf[..], b"xy");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn closing_a_listener_ends_its_multishot_accept(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let addr = l.local_addr().unwrap();
+    h.port.submit(op::AcceptMulti::new(&l), 1).unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let first = h.next_for(1);
+    assert!(first.more);
+    let Outcome::Accept(Ok((server, peer))) = first.outcome else {
+        panic!("{first:?}")
+    };
+    assert_eq!(peer, client.local_addr().unwrap());
+    h.port.submit(op::Close::new(l), 2).unwrap();
+    assert!(matches!(h.next_for(2).outcome, Outcome::Close(Ok(()))));
+    let last = h.next_for(1);
+    assert!(!last.more, "{last:?}");
+    assert!(last.is_cancelled(), "{last:?}");
+    assert_eq!(h.port.in_flight(), 0);
+    assert!(
+        h.drain_for(Duration::from_millis(20)).is_empty(),
+        "one final completion"
+    );
+    drop((client, server));
+}
+
+fn connect_from_a_bound_socket(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    let bound = sock.local_addr().unwrap().as_socket().unwrap();
+    h.port
+        .submit(op::Connect::with_socket(sock, l.local_addr().unwrap()), 1)
+        .unwrap();
+    h.port.submit(op::Accept::new(&l), 2).unwrap();
+    let Outcome::Connect(Ok(client)) = h.next_for(1).outcome else {
+        panic!("connect")
+    };
+    let Outcome::Accept(Ok((_server, peer))) = h.next_for(2).outcome else {
+        panic!("accept")
+    };
+    assert_eq!(
+        client.local_addr().unwrap(),
+        bound,
+        "the socket kept its address"
+    );
+    assert_eq!(peer, bound);
+}
+
+fn cancelled_send_reports_exactly_what_went_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, mut server) = h.pair(&l);
+    // Far more than any socket buffer holds: with the peer not reading, the send blocks.
+    let data = pattern_bytes(0, 32 << 20);
+    let id = h
+        .port
+        .submit(op::Send::new(&client, Buf::from(&data[..])), 1)
+        .unwrap();
+    assert!(h.drain_for(Duration::from_millis(100)).is_empty());
+    h.port.cancel(id).unwrap();
+    let c = h.next_for(1);
+    let sent = match c.outcome {
+        Outcome::Send { result: Ok(n), .. } => n,
+        Outcome::Send { result: Err(e), .. } => {
+            assert!(ringport::is_cancelled(&e), "{e}");
+            0
+        }
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        sent < data.len(),
+        "the send was still blocked when cancelled"
+    );
+    // The next send's bytes follow exactly the reported ones (or, where cancelling a send
+    // aborts the connection, the peer sees no byte beyond them).
+    server.set_nonblocking(false).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut chunk = vec![0u8; 1 << 20];
+        while got.len() < sent + 4 {
+            match server.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+        got
+    });
+    h.port
+        .submit(op::Send::new(&client, Buf::from("tail")), 2)
+        .unwrap();
+    let tail = match h.next_for(2).outcome {
+        Outcome::Send { result, .. } => result,
+        other => panic!("{other:?}"),
+    };
+    if tail.is_err() {
+        drop(client); // let the reader see the end
+    }
+    let got = reader.join().unwrap();
+    let before = got.len().min(sent);
+    assert!(
+        got[..before] == data[..before],
+        "the reported bytes, in order"
+    );
+    match tail {
+        Ok(n) => {
+            assert_eq!(n, 4);
+            assert_eq!(got.len(), sent + 4);
+            assert_eq!(&got[sent..], b"tail");
+        }
+        Err(_) => assert!(got.len() <= sent, "no byte beyond the reported ones"),
+    }
 }

@@ -157,6 +157,7 @@ impl BufPool {
     }
 
     /// Lets `provider` (a kernel buffer ring) own every free block from now on.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) fn attach(&self, mut provider: Box<dyn Provider>) {
         let mut state = self.shared.lock();
         let free = std::mem::take(&mut state.free);
@@ -172,6 +173,7 @@ impl BufPool {
     /// Takes the provider away again: free blocks go back to the user-space free list.
     ///
     /// Call only once the kernel can no longer pick blocks (its ring is unregistered).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) fn detach(&self) {
         let mut state = self.shared.lock();
         if state.provider.take().is_none() {
@@ -186,6 +188,7 @@ impl BufPool {
     /// Turns block `id`, which the kernel filled with `len` bytes, into a `Buf`.
     ///
     /// Returns `None` if the block is not where the kernel said it was (a bad id).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) fn take_provided(&self, id: u16, len: usize) -> Option<Buf> {
         let mem = self.shared.lock().slots.get_mut(id as usize)?.take()?;
         let len = len.min(mem.len());

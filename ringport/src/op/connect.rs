@@ -21,6 +21,7 @@ pub struct Connect {
     pub(crate) sock: Option<Socket>,
     pub(crate) addr: SocketAddr,
     /// The `connect` call was made (backends that finish it on writability: epoll).
+    #[cfg_attr(not(unix), allow(dead_code))] // epoll only
     pub(crate) started: bool,
 }
 

@@ -55,6 +55,7 @@ pub use recv_multi::RecvMulti;
 pub use send::Send;
 pub use send_to::SendTo;
 pub use timeout::Timeout;
+#[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // io_uring only
 pub(crate) use timeout::When;
 
 /// The kind of an operation, e.g. to ask a port whether its backend supports it.

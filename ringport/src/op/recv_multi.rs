@@ -1,5 +1,6 @@
 //! Multishot recv into the port's pool: `IORING_OP_RECV` + `IORING_RECV_MULTISHOT` with a
-//! provided buffer ring; on epoll, `recv` into pool blocks on every readable edge.
+//! provided buffer ring; on epoll, `recv` into pool blocks on every readable edge; on IOCP, a
+//! zero-byte `WSARecv`, then `recv` into pool blocks until `WSAEWOULDBLOCK`, and again.
 //!
 //! A connection holds no buffer while it is idle: the kernel (or the epoll backend) takes a pool
 //! block only when data has arrived. When the pool is empty the op ends with an

@@ -48,6 +48,7 @@ impl OpId {
     }
 
     /// A kernel tag that no `OpId` ever has, for the backends' own requests.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) const fn internal_tag(n: u32) -> u64 {
         (RESERVED_GEN as u64) << 32 | n as u64
     }

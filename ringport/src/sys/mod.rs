@@ -37,6 +37,9 @@ use crate::op::OpKind;
 use crate::port::{Backend, BackendChoice, OpId, OpTable};
 use crate::sock::RawSock;
 
+mod lanes;
+mod timers;
+
 #[cfg(unix)]
 pub(crate) mod unix;
 
@@ -46,12 +49,22 @@ pub(crate) mod uring;
 #[cfg(unix)]
 pub(crate) mod epoll;
 
+#[cfg(windows)]
+pub(crate) mod iocp;
+
 #[cfg(unix)]
 pub(crate) use unix::Waker;
+
+#[cfg(windows)]
+pub(crate) use iocp::Waker;
 
 /// Per-op storage the kernel reads or writes (socket addresses, message headers, timespecs).
 #[cfg(target_os = "linux")]
 pub(crate) use uring::Side;
+
+/// Per-op storage the kernel reads or writes: the OVERLAPPED and what its call uses.
+#[cfg(windows)]
+pub(crate) use iocp::Side;
 
 /// Per-op storage the kernel reads or writes: none on this platform's backend.
 #[cfg(all(unix, not(target_os = "linux")))]
@@ -98,6 +111,7 @@ pub(crate) trait Driver: Send {
 /// What a driver is built from.
 pub(crate) struct Settings {
     /// Submission queue size.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub queue_depth: u32,
     /// The pool multishot receives draw from.
     pub pool: BufPool,
@@ -139,6 +153,8 @@ fn open_backend(backend: Backend, settings: &Settings) -> io::Result<Opened> {
         Backend::Uring => uring::open(settings),
         #[cfg(unix)]
         Backend::Epoll => epoll::open(settings),
+        #[cfg(windows)]
+        Backend::Iocp => iocp::open(settings),
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!("the {other} backend is not available on this operating system"),

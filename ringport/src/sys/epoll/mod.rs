@@ -13,8 +13,6 @@
 //!
 //! No `unsafe` here: the syscalls are the safe wrappers of [`super::unix::net`].
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -23,7 +21,9 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockAddr;
 
-use super::unix::{Dir, Lanes, Waker, net};
+use super::lanes::{Dir, Lanes, closed_behind_our_back};
+use super::timers::Timers;
+use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw};
@@ -48,7 +48,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         pool: settings.pool.clone(),
         lanes: Lanes::default(),
         runnable: Vec::new(),
-        timers: BinaryHeap::new(),
+        timers: Timers::default(),
     };
     Ok(Opened {
         driver: Box::new(driver),
@@ -69,7 +69,7 @@ struct Epoll {
     /// Sockets whose queues must be run again without waiting for an edge.
     runnable: Vec<RawFd>,
     /// Pending timeouts: (deadline, op tag).
-    timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    timers: Timers,
 }
 
 /// What epoll needs to know about a socket besides its queues.
@@ -291,18 +291,6 @@ impl Epoll {
         table.complete(id, raw);
     }
 
-    fn fire_timers(&mut self, table: &mut OpTable) {
-        let now = Instant::now();
-        while let Some(&Reverse((deadline, tag))) = self.timers.peek() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            // A cancelled timeout left its heap entry behind: its id is no longer in flight.
-            table.complete(OpId::from_tag(tag), Raw::done(Ok(0)));
-        }
-    }
-
     fn close(&mut self, table: &mut OpTable, id: OpId) {
         let Some(Op::Close(close)) = table.get_mut(id).map(|e| &mut e.op) else {
             return;
@@ -322,13 +310,6 @@ impl Epoll {
         drop(sock);
         table.complete(id, Raw::done(Ok(0)));
     }
-}
-
-fn closed_behind_our_back() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the socket was closed while this operation waited",
-    )
 }
 
 /// The final result of a cancelled op: a send that already sent bytes reports them.
@@ -363,7 +344,7 @@ impl Driver for Epoll {
         match &mut entry.op {
             Op::Timeout(t) => {
                 let deadline = t.when.deadline(Instant::now());
-                self.timers.push(Reverse((deadline, id.tag())));
+                self.timers.add(id, deadline);
                 return Ok(());
             }
             Op::Close(_) => {
@@ -418,17 +399,13 @@ impl Driver for Epoll {
             self.run(table, fd, Dir::Read);
             self.run(table, fd, Dir::Write);
         }
-        self.fire_timers(table);
+        self.timers.fire(table);
 
-        let mut timeout = if table.ready.is_empty() && self.runnable.is_empty() {
-            timeout
+        let timeout = if table.ready.is_empty() && self.runnable.is_empty() {
+            self.timers.bound(timeout)
         } else {
             Some(Duration::ZERO)
         };
-        if let Some(Reverse((deadline, _))) = self.timers.peek() {
-            let until = deadline.saturating_duration_since(Instant::now());
-            timeout = Some(timeout.map_or(until, |t| t.min(until)));
-        }
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
@@ -458,7 +435,7 @@ impl Driver for Epoll {
             }
         }
         self.ready_fds = ready;
-        self.fire_timers(table);
+        self.timers.fire(table);
         Ok(())
     }
 

@@ -14,9 +14,7 @@ macro_rules! syscall {
     }};
 }
 
-mod lanes;
 pub(crate) mod net;
 mod waker;
 
-pub(crate) use lanes::{Dir, Lanes};
 pub(crate) use waker::Waker;

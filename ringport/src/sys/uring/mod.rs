@@ -25,7 +25,8 @@ use io_uring::types::{CancelBuilder, Fd, SubmitArgs, TimeoutFlags, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::buf_ring::BufRing;
-use super::unix::{Dir, Lanes, Waker, net};
+use super::lanes::{Dir, Lanes, closed_behind_our_back};
+use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw, When};
@@ -392,13 +393,7 @@ impl Uring {
             let _ = self.cancel_in_kernel(table, id);
         }
         for id in waiting {
-            table.complete(
-                id,
-                Raw::done(Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "the socket was closed while this operation waited",
-                ))),
-            );
+            table.complete(id, Raw::done(Err(closed_behind_our_back())));
         }
     }
 

@@ -1,14 +1,30 @@
 //! [`Lanes`]: per-socket FIFO queues of ops, one for receives and one for sends.
 //!
-//! Only the op at the head of a lane is given to the kernel (io_uring) or attempted (epoll).
-//! That is what keeps two sends on one socket in order: io_uring alone does not, once the first
-//! send has to wait for buffer space and the second finds room.
+//! Only the op at the head of a lane is given to the kernel (io_uring, IOCP) or attempted
+//! (epoll). That is what keeps two sends on one socket in order: io_uring alone does not, once
+//! the first send has to wait for buffer space and the second finds room. (IOCP keeps them in
+//! order itself; why it uses lanes anyway: see `sys/iocp`.)
+//!
+//! Sockets are found by their raw handle: on Unix a descriptor, small and dense, indexes a
+//! `Vec`; on Windows a `SOCKET` is a kernel handle value (sparse, a multiple of 4), so a map.
+//! Either way an entry stays after its socket closes and is reused with the handle value, so
+//! the table grows only to the most sockets open at once.
 
 use std::collections::VecDeque;
-use std::os::fd::RawFd;
+use std::io;
 
 use crate::op::OpKind;
 use crate::port::OpId;
+use crate::sock::RawSock;
+
+/// The error of an op that waited in a lane while its socket was closed behind the port's back
+/// (found when the kernel hands out the same handle value again): it can never run.
+pub(crate) fn closed_behind_our_back() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was closed while this operation waited",
+    )
+}
 
 /// Which lane of its socket an op queues in.
 #[derive(Copy, Clone, PartialEq, Eq, Debug)]
@@ -40,6 +56,7 @@ pub(crate) struct Sock<T> {
     reads: VecDeque<OpId>,
     writes: VecDeque<OpId>,
     /// Backend state for this socket (epoll: registered, on the run-again list).
+    #[cfg_attr(windows, allow(dead_code))] // epoll only
     pub extra: T,
 }
 
@@ -52,20 +69,32 @@ impl<T> Sock<T> {
     }
 
     /// Whether no op waits on this socket.
+    #[cfg_attr(windows, allow(dead_code))] // epoll only
     pub(crate) fn is_idle(&self) -> bool {
         self.reads.is_empty() && self.writes.is_empty()
     }
 }
 
-/// Every socket's lanes, indexed by descriptor.
-#[derive(Default)]
+/// Every socket's lanes, by raw handle.
 pub(crate) struct Lanes<T> {
+    #[cfg(unix)]
     socks: Vec<Sock<T>>,
+    #[cfg(windows)]
+    socks: std::collections::HashMap<RawSock, Sock<T>>,
+}
+
+impl<T> Default for Lanes<T> {
+    fn default() -> Lanes<T> {
+        Lanes {
+            socks: Default::default(),
+        }
+    }
 }
 
 impl<T: Default> Lanes<T> {
     /// The socket `fd`'s entry (created empty on first use).
-    pub(crate) fn sock(&mut self, fd: RawFd) -> &mut Sock<T> {
+    #[cfg(unix)]
+    pub(crate) fn sock(&mut self, fd: RawSock) -> &mut Sock<T> {
         let i = usize::try_from(fd).expect("descriptors are not negative");
         if i >= self.socks.len() {
             self.socks.resize_with(i + 1, Sock::default);
@@ -73,21 +102,28 @@ impl<T: Default> Lanes<T> {
         &mut self.socks[i]
     }
 
+    /// The socket `fd`'s entry (created empty on first use).
+    #[cfg(windows)]
+    pub(crate) fn sock(&mut self, fd: RawSock) -> &mut Sock<T> {
+        self.socks.entry(fd).or_default()
+    }
+
     /// Queues `id`; returns true if it is at the head (it may run now).
-    pub(crate) fn push(&mut self, fd: RawFd, dir: Dir, id: OpId) -> bool {
+    pub(crate) fn push(&mut self, fd: RawSock, dir: Dir, id: OpId) -> bool {
         let lane = self.sock(fd).lane(dir);
         lane.push_back(id);
         lane.len() == 1
     }
 
     /// The op at the head of a lane.
-    pub(crate) fn head(&mut self, fd: RawFd, dir: Dir) -> Option<OpId> {
+    #[cfg_attr(windows, allow(dead_code))] // io_uring and epoll
+    pub(crate) fn head(&mut self, fd: RawSock, dir: Dir) -> Option<OpId> {
         self.sock(fd).lane(dir).front().copied()
     }
 
     /// `id` finished: if it heads its lane, removes it and returns the next head to start.
     /// (A finished op that no longer heads its lane was drained by a close: nothing to do.)
-    pub(crate) fn finish(&mut self, fd: RawFd, dir: Dir, id: OpId) -> Option<OpId> {
+    pub(crate) fn finish(&mut self, fd: RawSock, dir: Dir, id: OpId) -> Option<OpId> {
         let lane = self.sock(fd).lane(dir);
         if lane.front() != Some(&id) {
             return None;
@@ -97,7 +133,7 @@ impl<T: Default> Lanes<T> {
     }
 
     /// Takes `id` out of its lane wherever it is; returns whether it was the head.
-    pub(crate) fn remove(&mut self, fd: RawFd, dir: Dir, id: OpId) -> bool {
+    pub(crate) fn remove(&mut self, fd: RawSock, dir: Dir, id: OpId) -> bool {
         let lane = self.sock(fd).lane(dir);
         let was_head = lane.front() == Some(&id);
         lane.retain(|&q| q != id);
@@ -106,7 +142,7 @@ impl<T: Default> Lanes<T> {
 
     /// Empties both lanes of `fd`: `(heads, waiting)`, the ops that were at a head (possibly
     /// in the kernel) and those queued behind them (never started).
-    pub(crate) fn drain(&mut self, fd: RawFd) -> (Vec<OpId>, Vec<OpId>) {
+    pub(crate) fn drain(&mut self, fd: RawSock) -> (Vec<OpId>, Vec<OpId>) {
         let sock = self.sock(fd);
         let mut heads = Vec::new();
         let mut waiting = Vec::new();

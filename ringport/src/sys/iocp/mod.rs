@@ -1,0 +1,808 @@
+//! The IOCP backend: Windows I/O completion ports, the model the tutorials teach.
+//!
+//! - **Port**: one `CreateIoCompletionPort` per [`Port`](crate::Port), concurrency 1. Every
+//!   socket is associated with completion key [`IO_KEY`](win::IO_KEY); the waker posts packets
+//!   with [`WAKE_KEY`](win::WAKE_KEY) and no OVERLAPPED.
+//! - **Per-I/O data**: every overlapped call gets its own [`Side`] box (OVERLAPPED first, then the
+//!   op's tag, WSABUF, flags, address storage, AcceptEx buffer) in the op's table entry. A
+//!   packet's OVERLAPPED pointer leads back to the Side and from its tag to the op.
+//! - **One packet per call**: FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is not set (see
+//!   [`CompletionPort::associate`]), so a call that finishes at once still queues its packet.
+//!   A call that fails at once queues none and the op ends right there. Either way an op is
+//!   completed only after its last packet, so its memory is never freed under the kernel.
+//! - **Order — lanes**: as on the Unix backends, only the head op of each socket's receive lane
+//!   and send lane is in the kernel ([`Lanes`]). Windows itself keeps overlapped sends (and
+//!   receives) on a socket in the order they were issued, so order alone would not need lanes.
+//!   The rest of the contract does: a multishot receive reads with plain `recv` after each of
+//!   its zero-byte receives, so no other receive may be in the kernel while it runs, and a
+//!   receive submitted behind it must wait for it to end (as on io_uring and epoll); an op still
+//!   waiting in its lane is cancelled for certain and at once, by `Port::cancel` or by
+//!   `op::Close`, because it never reached the kernel; and the three backends queue alike. The
+//!   cost: a send queued behind another on the same socket is issued when the first one's packet
+//!   is dequeued, not at once.
+//! - **Multishot accept**: [`ACCEPT_SLOTS`] AcceptEx stay posted; each completion yields one
+//!   connection and re-posts its slot. Cancel ends them all, then one final completion.
+//! - **Multishot receive** holds no buffer while idle: a zero-byte WSARecv waits for data, then
+//!   plain non-blocking `recv`s fill pool buffers (one completion each) until `WSAEWOULDBLOCK`,
+//!   and the zero-byte receive is posted again. An empty pool ends the op with `WSAENOBUFS`,
+//!   the data left in the socket.
+//! - **Timeouts** sit in a deadline heap; GQCSEx waits at most until the nearest one.
+//!
+//! The foreign calls are in [`side`] (the overlapped ones, as `unsafe fn`s whose contract is
+//! "this memory stays put until the packet") and [`win`] (the rest). This file decides when to
+//! issue, cancel and finish; its `unsafe` blocks are those calls, each saying why the memory
+//! stays put.
+
+mod side;
+mod win;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::windows::io::{AsRawSocket, OwnedSocket};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use windows_sys::Win32::Foundation::{
+    NTSTATUS, STATUS_BUFFER_OVERFLOW, STATUS_CONNECTION_ABORTED, STATUS_CONNECTION_RESET,
+    STATUS_REMOTE_DISCONNECT,
+};
+use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
+
+pub(crate) use self::side::Side;
+use self::side::{Cancel, Issued};
+use self::win::{CompletionPort, Ext};
+use super::lanes::{Dir, Lanes, closed_behind_our_back};
+use super::timers::Timers;
+use super::{Driver, Opened, Settings};
+use crate::buf::BufPool;
+use crate::op::{Op, OpKind, Raw};
+use crate::port::{Backend, OpId, OpTable, cancelled_error, out_of_buffers_error};
+use crate::sock::RawSock;
+
+/// How many AcceptEx an `op::AcceptMulti` keeps posted, so a burst of connections finds
+/// accepts ready while the port's thread is busy elsewhere.
+const ACCEPT_SLOTS: u32 = 16;
+/// Packets one GQCSEx call takes at most.
+const BATCH: usize = 128;
+/// Pool buffers one multishot receive fills in a row before it re-arms and lets other sockets'
+/// packets be handled.
+const STEP_BUDGET: usize = 32;
+/// Finished Sides kept for reuse, so an op does not allocate its OVERLAPPED block.
+const SPARE_SIDES: usize = 256;
+/// How long a dropping port waits for the kernel to return cancelled calls before it leaks
+/// their memory instead.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Wakes a port blocked in GQCSEx: `PostQueuedCompletionStatus` with the waker's key.
+#[derive(Clone, Debug)]
+pub(crate) struct Waker {
+    port: Arc<CompletionPort>,
+}
+
+impl Waker {
+    /// Makes the port's pending wait return.
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        self.port.wake()
+    }
+}
+
+/// Opens an IOCP backend.
+pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
+    let ext = Ext::load()?;
+    let port = Arc::new(CompletionPort::new()?);
+    let driver = Iocp {
+        port: port.clone(),
+        ext,
+        pool: settings.pool.clone(),
+        lanes: Lanes::default(),
+        timers: Timers::default(),
+        spare: Vec::new(),
+        ending: HashMap::new(),
+        closing: false,
+    };
+    Ok(Opened {
+        driver: Box::new(driver),
+        waker: Waker { port },
+        fallback: None,
+    })
+}
+
+struct Iocp {
+    port: Arc<CompletionPort>,
+    ext: Ext,
+    pool: BufPool,
+    /// Per-socket queues: only a lane's head is in the kernel (see the module docs).
+    lanes: Lanes<()>,
+    /// Pending timeouts: (deadline, op tag).
+    timers: Timers,
+    /// Finished Sides to reuse, boxed as the op table holds them.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<Side>>,
+    /// Multishot accepts that are ending (cancelled or failed), with the error they end with;
+    /// their final completion comes once every slot's packet is back.
+    ending: HashMap<OpId, io::Error>,
+    /// The port is dropping: nothing is issued any more.
+    closing: bool,
+}
+
+/// What starting an op did.
+enum Start {
+    /// Its call is in the kernel; a packet will come.
+    Queued,
+    /// It ended without reaching the kernel (or failed at once).
+    Done(Raw),
+}
+
+impl From<Issued> for Start {
+    fn from(issued: Issued) -> Start {
+        match issued {
+            Issued::Queued => Start::Queued,
+            Issued::Failed(e) => Start::Done(Raw::done(Err(e))),
+        }
+    }
+}
+
+/// The Side of op `id`, slot `slot`.
+fn side_of(table: &OpTable, id: OpId, slot: u32) -> Option<&Side> {
+    table.get(id)?.side.as_deref()?.slot(slot)
+}
+
+/// Whether the kernel holds any call of op `id`.
+fn in_kernel(table: &OpTable, id: OpId) -> bool {
+    side_of(table, id, 0).is_some_and(Side::in_kernel)
+}
+
+/// A connection that died before it was accepted: accept the next one instead.
+fn retry_accept(status: NTSTATUS) -> bool {
+    matches!(
+        status,
+        STATUS_CONNECTION_RESET | STATUS_CONNECTION_ABORTED | STATUS_REMOTE_DISCONNECT
+    )
+}
+
+/// Whether a call's final status means it succeeded (a truncated datagram counts: it is a
+/// warning status, and like `recvfrom` the op reports the truncated length).
+fn succeeded(status: NTSTATUS) -> bool {
+    status >= 0 || status == STATUS_BUFFER_OVERFLOW
+}
+
+/// The listener's address family: AcceptEx needs a socket of the same one.
+fn family_of(listener: RawSock) -> io::Result<Domain> {
+    let family = win::local_family(listener)?;
+    Ok(Domain::from(i32::from(family)))
+}
+
+impl Iocp {
+    /// A Side for op `id`'s slot `slot`, reused if one is spare.
+    fn new_side(&mut self, id: OpId, slot: u32) -> Box<Side> {
+        match self.spare.pop() {
+            Some(mut side) => {
+                let slots = side.reuse(id.tag(), slot);
+                self.spare.extend(slots);
+                side
+            }
+            None => Side::new(id.tag(), slot),
+        }
+    }
+
+    /// Takes back the Side of an op that ended. One the kernel still holds is leaked instead:
+    /// freeing it could let the kernel write into freed memory.
+    fn recycle(&mut self, mut side: Box<Side>) {
+        if side.in_kernel() {
+            debug_assert!(false, "an op ended while the kernel held its OVERLAPPED");
+            tracing::error!("an op ended while the kernel held its OVERLAPPED; leaking it");
+            Box::leak(side);
+            return;
+        }
+        let slots = side.reuse(0, 0);
+        for s in slots.into_iter().chain([side]) {
+            if self.spare.len() < SPARE_SIDES {
+                self.spare.push(s);
+            }
+        }
+    }
+
+    /// Associates a socket with the port and makes it non-blocking.
+    fn adopt(&self, sock: RawSock) -> io::Result<()> {
+        self.port.associate(sock)?;
+        win::set_nonblocking(sock)
+    }
+
+    /// Makes sure op `id` has its Side (and an AcceptMulti its slots).
+    fn ensure_side(&mut self, table: &mut OpTable, id: OpId) {
+        let Some(entry) = table.get(id) else { return };
+        if entry.side.is_some() {
+            return;
+        }
+        let multi = matches!(entry.op, Op::AcceptMulti(_));
+        let mut side = self.new_side(id, 0);
+        if multi {
+            for slot in 1..ACCEPT_SLOTS {
+                let s = self.new_side(id, slot);
+                side.push_slot(s);
+            }
+        }
+        if let Some(entry) = table.get_mut(id) {
+            entry.side = Some(side);
+        }
+    }
+
+    /// Issues op `id`'s overlapped call (or, for a multishot accept, all of them).
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> Start {
+        self.ensure_side(table, id);
+        let Some(entry) = table.get_mut(id) else {
+            return Start::Done(Raw::cancelled());
+        };
+        let side = entry
+            .side
+            .as_deref()
+            .expect("ensure_side gave the op its Side");
+        // Every call below hands the kernel pointers into `side` and into the op's Buf. Both
+        // belong to the op's table entry: their heap blocks stay in place while the entry moves,
+        // and the op leaves the table only after the packet of its last call has been dequeued
+        // (`recycle` leaks a Side the kernel still holds rather than free it).
+        match &mut entry.op {
+            Op::Recv(r) => {
+                if r.buf.spare_capacity() == 0 {
+                    return Start::Done(Raw::done(Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "recv into a buffer with no spare capacity",
+                    ))));
+                }
+                let spare = r.buf.spare_mut();
+                // SAFETY: `spare` (the Buf's heap block) and `side` stay put until the packet;
+                // nothing else touches the Buf meanwhile, it is owned by the table entry.
+                unsafe { side.recv(r.sock, spare.as_mut_ptr(), spare.len()) }.into()
+            }
+            // A zero-byte receive: completes once data is there, taking none of it.
+            Op::RecvMulti(r) => {
+                let nothing = std::ptr::NonNull::dangling().as_ptr();
+                // SAFETY: zero bytes: the kernel writes no buffer; `side` stays put until the
+                // packet.
+                unsafe { side.recv(r.sock, nothing, 0) }.into()
+            }
+            Op::Send(s) => {
+                let rest = &s.buf[s.sent..];
+                // SAFETY: `rest` (the Buf's heap block) and `side` stay put and unchanged until
+                // the packet.
+                unsafe { side.send(s.sock, rest.as_ptr(), rest.len()) }.into()
+            }
+            Op::RecvFrom(r) => {
+                let spare = r.buf.spare_mut();
+                // SAFETY: as for Recv.
+                unsafe { side.recv_from(r.sock, spare.as_mut_ptr(), spare.len()) }.into()
+            }
+            Op::SendTo(s) => {
+                // SAFETY: as for Send.
+                unsafe { side.send_to(s.sock, s.buf.as_ptr(), s.buf.len(), s.addr) }.into()
+            }
+            Op::Accept(a) => {
+                let listener = a.listener;
+                match family_of(listener) {
+                    Ok(domain) => accept_into(&self.ext, side, listener, domain).into(),
+                    Err(e) => Start::Done(Raw::done(Err(e))),
+                }
+            }
+            Op::AcceptMulti(a) => {
+                let listener = a.listener;
+                let domain = match family_of(listener) {
+                    Ok(domain) => domain,
+                    Err(e) => return Start::Done(Raw::done(Err(e))),
+                };
+                side.set_family(i32::from(domain) as u16);
+                let mut failed = None;
+                for (_, slot) in side.all() {
+                    if let Issued::Failed(e) = accept_into(&self.ext, slot, listener, domain) {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                match failed {
+                    None => Start::Queued,
+                    Some(e) if !side.in_kernel() => Start::Done(Raw::done(Err(e))),
+                    Some(e) => {
+                        // Some slots are posted: end like a failed multishot accept.
+                        side.cancel_io(listener);
+                        self.ending.insert(id, e);
+                        Start::Queued
+                    }
+                }
+            }
+            Op::Connect(c) => {
+                let sock = c.sock.as_ref().expect("a connect owns its socket");
+                let raw = sock.as_raw_socket();
+                match prepare_connect(sock, c.addr).and_then(|()| self.adopt(raw)) {
+                    // SAFETY: `side` stays put until the packet; the socket is owned by the op.
+                    Ok(()) => unsafe { side.connect(&self.ext, raw, c.addr) }.into(),
+                    Err(e) => Start::Done(Raw::done(Err(e))),
+                }
+            }
+            // SAFETY: `side` stays put until the packet.
+            Op::Nop(_) => unsafe { side.post(&self.port) }.into(),
+            Op::Close(_) | Op::Timeout(_) => unreachable!("close and timeout issue no call"),
+        }
+    }
+
+    /// Starts `id` (a new lane head, or an op outside lanes); each lane op that ends at once
+    /// lets the next one of its lane start.
+    fn run_lane(&mut self, table: &mut OpTable, mut id: OpId) {
+        loop {
+            let Start::Done(raw) = self.start(table, id) else {
+                return;
+            };
+            match self.finish(table, id, raw) {
+                Some(next) => id = next,
+                None => return,
+            }
+        }
+    }
+
+    /// Delivers op `id`'s final result (its last packet is in, or it never reached the kernel)
+    /// and returns the next op of its lane, which the caller must start.
+    #[must_use]
+    fn finish(&mut self, table: &mut OpTable, id: OpId, raw: Raw) -> Option<OpId> {
+        let entry = table.get_mut(id)?;
+        let lane = entry.op.sock().zip(Dir::of(entry.op.kind()));
+        if let Some(side) = entry.side.take() {
+            self.recycle(side);
+        }
+        self.ending.remove(&id);
+        let accepted = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
+        table.complete(id, raw);
+        if let Some(sock) = accepted {
+            self.fresh_sock(table, sock);
+        }
+        let (sock, dir) = lane?;
+        let next = self.lanes.finish(sock, dir, id)?;
+        (!self.closing).then_some(next)
+    }
+
+    /// Like [`finish`](Iocp::finish), and starts the lane's next op.
+    fn end(&mut self, table: &mut OpTable, id: OpId, raw: Raw) {
+        if let Some(next) = self.finish(table, id, raw) {
+            self.run_lane(table, next);
+        }
+    }
+
+    /// `sock` is a socket just created for the port: ops still queued under that handle
+    /// value belonged to a socket closed behind the port's back, and can never run. (Those
+    /// that were in the kernel were aborted by that close; their packets end them.)
+    fn fresh_sock(&mut self, table: &mut OpTable, sock: RawSock) {
+        let (_in_kernel, waiting) = self.lanes.drain(sock);
+        for id in waiting {
+            table.complete(id, Raw::done(Err(closed_behind_our_back())));
+        }
+    }
+
+    /// The error of a call that ended with `status`: cancelled if its socket was closed through
+    /// the port (the abort status varies) or the port is dropping.
+    fn call_error(&self, side: &Side, status: NTSTATUS) -> io::Error {
+        if side.cancel() == Cancel::Close || self.closing {
+            cancelled_error()
+        } else {
+            win::status_error(status)
+        }
+    }
+
+    fn close(&mut self, table: &mut OpTable, id: OpId) {
+        let Some(Op::Close(close)) = table.get_mut(id).map(|e| &mut e.op) else {
+            return;
+        };
+        let sock: OwnedSocket = close.sock.take().expect("a close owns its socket");
+        let raw = sock.as_raw_socket();
+        let (heads, waiting) = self.lanes.drain(raw);
+        for op in heads.into_iter().chain(waiting) {
+            match side_of(table, op, 0) {
+                // closesocket aborts it; its packet ends it as cancelled.
+                Some(side) if side.in_kernel() => side.set_cancel(Cancel::Close),
+                _ => {
+                    table.complete(op, Raw::cancelled());
+                }
+            }
+        }
+        let res = win::close(sock);
+        table.complete(id, Raw::done(res.map(|()| 0)));
+    }
+
+    /// Handles one dequeued packet.
+    fn on_packet(&mut self, table: &mut OpTable, packet: &OVERLAPPED_ENTRY) {
+        if packet.lpCompletionKey != win::IO_KEY || packet.lpOverlapped.is_null() {
+            return; // the waker's packet: its only job was to end the wait
+        }
+        // SAFETY: an IO_KEY packet's OVERLAPPED is the one of a Side of this port (sockets are
+        // associated only by `adopt`, and only our calls use OVERLAPPEDs on them). That Side is
+        // still allocated: its op stays in the table, and a leaked Side stays leaked, until its
+        // packet — this one — has been handled. The kernel is done with it.
+        let (tag, slot) = unsafe { Side::header(packet.lpOverlapped) };
+        let id = OpId::from_tag(tag);
+        let Some(side) = side_of(table, id, slot) else {
+            tracing::error!(?id, slot, "completion packet for no op in flight");
+            return;
+        };
+        if side.ov() != packet.lpOverlapped || !side.is_queued() {
+            tracing::error!(?id, slot, "completion packet that does not match its op");
+            return;
+        }
+        let status = side.dequeued();
+        let bytes = packet.dwNumberOfBytesTransferred as usize;
+        let kind = table.get(id).map(|e| e.op.kind());
+        match kind {
+            Some(OpKind::Recv | OpKind::SendTo | OpKind::Nop) => {
+                let res = if succeeded(status) {
+                    Ok(bytes)
+                } else {
+                    Err(self.call_error(side, status))
+                };
+                self.end(table, id, Raw::done(res));
+            }
+            Some(OpKind::RecvFrom) => {
+                let raw = if succeeded(status) {
+                    match side.sender() {
+                        Ok(addr) => Raw {
+                            addr: Some(addr),
+                            ..Raw::done(Ok(bytes))
+                        },
+                        Err(e) => Raw::done(Err(e)),
+                    }
+                } else {
+                    Raw::done(Err(self.call_error(side, status)))
+                };
+                self.end(table, id, raw);
+            }
+            Some(OpKind::Send) => self.sent(table, id, status, bytes),
+            Some(OpKind::Connect) => {
+                let res = if succeeded(status) {
+                    let sock = table.get(id).and_then(|e| e.op.sock());
+                    sock.map_or(Ok(()), win::update_connect_context).map(|()| 0)
+                } else {
+                    Err(self.call_error(side, status))
+                };
+                self.end(table, id, Raw::done(res));
+            }
+            Some(OpKind::Accept) => self.accepted_one(table, id, status),
+            Some(OpKind::AcceptMulti) => self.accepted_multi(table, id, slot, status),
+            Some(OpKind::RecvMulti) => self.readable(table, id, status),
+            Some(OpKind::Close | OpKind::Timeout) | None => {}
+        }
+    }
+
+    /// A WSASend's packet. It normally carries every byte; a send longer than one WSABUF takes
+    /// (4 GiB) goes on with the rest. Bytes that went out are reported even if the send then
+    /// failed or was cancelled.
+    fn sent(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS, bytes: usize) {
+        let stop =
+            side_of(table, id, 0).map_or(Cancel::User, Side::cancel) != Cancel::No || self.closing;
+        let Some(Op::Send(s)) = table.get_mut(id).map(|e| &mut e.op) else {
+            return;
+        };
+        s.sent += bytes;
+        let (sent, len) = (s.sent, s.buf.len());
+        let res = if !succeeded(status) {
+            if sent > 0 {
+                Ok(sent)
+            } else {
+                let side = side_of(table, id, 0).expect("a send in flight has its Side");
+                Err(self.call_error(side, status))
+            }
+        } else if sent >= len {
+            Ok(sent)
+        } else if bytes > 0 && !stop {
+            match self.start(table, id) {
+                Start::Queued => return,
+                Start::Done(_) => Ok(sent), // the rest could not start: report what went out
+            }
+        } else if sent > 0 {
+            Ok(sent)
+        } else if stop {
+            Err(cancelled_error())
+        } else {
+            Err(io::Error::from(io::ErrorKind::WriteZero))
+        };
+        self.end(table, id, Raw::done(res));
+    }
+
+    /// The accepted socket of a successful AcceptEx packet, ready for the caller.
+    fn take_accepted(&self, table: &OpTable, id: OpId, slot: u32) -> io::Result<Raw> {
+        let listener = table
+            .get(id)
+            .and_then(|e| e.op.sock())
+            .ok_or_else(|| io::Error::other("accept without its listener"))?;
+        let side = side_of(table, id, slot).ok_or_else(|| io::Error::other("accept slot gone"))?;
+        let (sock, addr) = side.accepted(&self.ext, listener)?;
+        self.adopt(sock.as_raw_socket())?;
+        Ok(Raw {
+            sock: Some(sock),
+            addr: Some(addr),
+            ..Raw::done(Ok(0))
+        })
+    }
+
+    fn accepted_one(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS) {
+        if succeeded(status) {
+            let raw = self
+                .take_accepted(table, id, 0)
+                .unwrap_or_else(|e| Raw::done(Err(e)));
+            return self.end(table, id, raw);
+        }
+        let side = side_of(table, id, 0).expect("an accept in flight has its Side");
+        side.drop_accept_socket();
+        if retry_accept(status) && side.cancel() == Cancel::No && !self.closing {
+            if let Start::Done(raw) = self.start(table, id) {
+                self.end(table, id, raw);
+            }
+            return;
+        }
+        let e = self.call_error(side, status);
+        self.end(table, id, Raw::done(Err(e)));
+    }
+
+    fn accepted_multi(&mut self, table: &mut OpTable, id: OpId, slot: u32, status: NTSTATUS) {
+        let Some(listener) = table.get(id).and_then(|e| e.op.sock()) else {
+            return;
+        };
+        if succeeded(status) {
+            match self.take_accepted(table, id, slot) {
+                Ok(raw) => {
+                    let sock = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
+                    table.complete(id, Raw { more: true, ..raw });
+                    if let Some(sock) = sock {
+                        self.fresh_sock(table, sock);
+                    }
+                }
+                Err(e) => self.end_multi(table, id, listener, e),
+            }
+        } else {
+            let main = side_of(table, id, 0).expect("an accept in flight has its Side");
+            let slot_side = main.slot(slot).expect("the packet's slot exists");
+            slot_side.drop_accept_socket();
+            if !(retry_accept(status) && main.cancel() == Cancel::No) {
+                let e = self.call_error(main, status);
+                self.end_multi(table, id, listener, e);
+            }
+        }
+        if !self.ending.contains_key(&id) && !self.closing {
+            let main = side_of(table, id, 0).expect("an accept in flight has its Side");
+            let domain = Domain::from(i32::from(main.family()));
+            let slot_side = main.slot(slot).expect("the packet's slot exists");
+            if let Issued::Failed(e) = accept_into(&self.ext, slot_side, listener, domain) {
+                self.end_multi(table, id, listener, e);
+            }
+        }
+        if (self.ending.contains_key(&id) || self.closing) && !in_kernel(table, id) {
+            let e = self.ending.remove(&id).unwrap_or_else(cancelled_error);
+            self.end(table, id, Raw::done(Err(e)));
+        }
+    }
+
+    /// A multishot accept ends with `e` (the first reason wins): its other AcceptEx are
+    /// cancelled, and its final completion comes when the last of them is back.
+    fn end_multi(&mut self, table: &OpTable, id: OpId, listener: RawSock, e: io::Error) {
+        if self.ending.contains_key(&id) {
+            return;
+        }
+        self.ending.insert(id, e);
+        if let Some(side) = side_of(table, id, 0) {
+            side.cancel_io(listener);
+        }
+    }
+
+    /// The zero-byte receive of a multishot receive completed: data (or the end) is there.
+    fn readable(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS) {
+        let Some(sock) = table.get(id).and_then(|e| e.op.sock()) else {
+            return;
+        };
+        let side = side_of(table, id, 0).expect("a recv in flight has its Side");
+        if !succeeded(status) {
+            let e = self.call_error(side, status);
+            return self.end(table, id, Raw::done(Err(e)));
+        }
+        if side.cancel() != Cancel::No || self.closing {
+            // Cancelled before taking anything: the data stays in the socket.
+            return self.end(table, id, Raw::cancelled());
+        }
+        for _ in 0..STEP_BUDGET {
+            let Some(mut buf) = self.pool.get() else {
+                return self.end(table, id, Raw::done(Err(out_of_buffers_error())));
+            };
+            match win::recv_now(sock, buf.spare_mut()) {
+                Ok(0) => return self.end(table, id, Raw::done(Ok(0))),
+                Ok(n) => {
+                    buf.commit(n);
+                    let raw = Raw {
+                        more: true,
+                        buf: Some(buf),
+                        ..Raw::done(Ok(n))
+                    };
+                    table.complete(id, raw);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.end(table, id, Raw::done(Err(e))),
+            }
+        }
+        // Drained (or out of budget: the zero-byte receive then completes at once, behind the
+        // packets of other sockets): wait for more.
+        if let Start::Done(raw) = self.start(table, id) {
+            self.end(table, id, raw);
+        }
+    }
+}
+
+/// Creates a socket of `domain` and posts an AcceptEx into it on `slot`.
+fn accept_into(ext: &Ext, slot: &Side, listener: RawSock, domain: Domain) -> Issued {
+    match Socket::new(domain, Type::STREAM, Some(Protocol::TCP)) {
+        // SAFETY: `slot` is a Side of an op in the table, which keeps it in place until its
+        // packet (see `Iocp::start`).
+        Ok(sock) => unsafe { slot.accept(ext, listener, OwnedSocket::from(sock)) },
+        Err(e) => Issued::Failed(e),
+    }
+}
+
+/// ConnectEx wants a bound socket: binds an unbound one to the wildcard address.
+fn prepare_connect(sock: &Socket, to: SocketAddr) -> io::Result<()> {
+    if sock.local_addr().is_ok() {
+        return Ok(()); // bound by the caller
+    }
+    let any = match to {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
+    };
+    sock.bind(&any.into())
+}
+
+impl Driver for Iocp {
+    fn backend(&self) -> Backend {
+        Backend::Iocp
+    }
+
+    fn supports(&self, _kind: OpKind) -> bool {
+        true
+    }
+
+    fn associate(&mut self, sock: RawSock) -> io::Result<()> {
+        self.adopt(sock)?;
+        win::quiet_udp_resets(sock);
+        Ok(())
+    }
+
+    fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let entry = table.get_mut(id).expect("submitted op is in the table");
+        let kind = entry.op.kind();
+        match &entry.op {
+            Op::Timeout(t) => {
+                let deadline = t.when.deadline(Instant::now());
+                self.timers.add(id, deadline);
+                return Ok(());
+            }
+            Op::Close(_) => {
+                self.close(table, id);
+                return Ok(());
+            }
+            Op::Nop(_) => {
+                if let Start::Done(raw) = self.start(table, id) {
+                    let _ = self.finish(table, id, raw);
+                }
+                return Ok(());
+            }
+            _ => {}
+        }
+        let sock = entry.op.sock().expect("socket ops name their socket");
+        let dir = Dir::of(kind).expect("socket ops have a direction");
+        if kind == OpKind::Connect {
+            self.fresh_sock(table, sock);
+        }
+        if self.lanes.push(sock, dir, id) {
+            self.run_lane(table, id);
+        }
+        Ok(())
+    }
+
+    fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let Some(entry) = table.get(id) else {
+            return Ok(());
+        };
+        let kind = entry.op.kind();
+        let sock = entry.op.sock();
+        match entry.side.as_deref() {
+            Some(side) if side.in_kernel() => {
+                // Its packet will end it: cancelled, or with what it did first.
+                if side.cancel() == Cancel::No {
+                    side.set_cancel(Cancel::User);
+                }
+                if let Some(sock) = sock {
+                    if kind == OpKind::AcceptMulti {
+                        self.end_multi(table, id, sock, cancelled_error());
+                    } else {
+                        side.cancel_io(sock);
+                    }
+                }
+                // A nop's packet is queued already: nothing to cancel.
+            }
+            _ => {
+                // Never reached the kernel: a timeout, or an op waiting in its lane.
+                if let (Some(sock), Some(dir)) = (sock, Dir::of(kind)) {
+                    self.lanes.remove(sock, dir, id);
+                }
+                table.complete(id, Raw::cancelled());
+            }
+        }
+        Ok(())
+    }
+
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        want: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.timers.fire(table);
+        let timeout = if table.ready.is_empty() {
+            self.timers.bound(timeout)
+        } else {
+            Some(Duration::ZERO)
+        };
+        let mut packets = [OVERLAPPED_ENTRY::default(); BATCH];
+        let n = self
+            .port
+            .dequeue(&mut packets[..want.clamp(1, BATCH)], timeout)?;
+        for packet in &packets[..n] {
+            self.on_packet(table, packet);
+        }
+        self.timers.fire(table);
+        Ok(())
+    }
+
+    fn shutdown(&mut self, table: &mut OpTable) {
+        self.closing = true;
+        // Ops the kernel does not hold end now; those it holds are asked to end.
+        for id in table.ids() {
+            let Some(entry) = table.get(id) else { continue };
+            match entry.side.as_deref() {
+                Some(side) if side.in_kernel() => {
+                    side.set_cancel(Cancel::User);
+                    if let Some(sock) = entry.op.sock() {
+                        side.cancel_io(sock);
+                    }
+                }
+                _ => {
+                    table.complete(id, Raw::cancelled());
+                }
+            }
+        }
+        self.lanes.clear();
+        self.timers.clear();
+        // Completions of a dropping port are dropped: buffers go back to their pools and
+        // accepted sockets are closed.
+        table.ready.clear();
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let mut packets = [OVERLAPPED_ENTRY::default(); BATCH];
+        while !table.is_empty() {
+            let res = match Instant::now() >= deadline {
+                true => Err(io::Error::from(io::ErrorKind::TimedOut)),
+                false => self
+                    .port
+                    .dequeue(&mut packets, Some(Duration::from_millis(100))),
+            };
+            match res {
+                Ok(n) => {
+                    for packet in &packets[..n] {
+                        self.on_packet(table, packet);
+                    }
+                    table.ready.clear();
+                }
+                Err(e) => {
+                    tracing::error!(
+                        in_flight = table.len(),
+                        error = %e,
+                        "IOCP did not return every cancelled operation; leaking their memory"
+                    );
+                    table.leak_all();
+                    break;
+                }
+            }
+        }
+        self.ending.clear();
+    }
+}

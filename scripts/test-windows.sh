@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds ringport for x86_64-pc-windows-gnu and runs its lib unit tests and the behaviour suite
+# (tests/behaviour.rs, on the IOCP backend) under Wine.
+#
+# On a fresh Debian 12 machine it first installs what it needs: Debian's rustc-web (whose std
+# sources let cargo's -Zbuild-std build std for Windows), the mingw-w64 linker and Wine. It is
+# idempotent; a second run only rebuilds what changed. Extra arguments go to the test binaries
+# (e.g. `scripts/test-windows.sh multishot` runs the tests whose names contain "multishot").
+#
+# Everything it makes stays under target/windows/: the Windows build (its own target dir, so it
+# never fights the host build), the ProcessPrng shim DLL and a private Wine prefix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+out="$root/target/windows"
+mkdir -p "$out"
+
+step() { printf -- '--- %s\n' "$*"; }
+
+# 1. Packages (apt-get only when something is missing).
+packages=(rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64 wine wine64)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+# 2. Debian's toolchain (cargo, rustc, clippy), not rustup's proxies, which come first on PATH.
+export PATH="/usr/bin:$PATH" RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc RUSTC_BOOTSTRAP=1
+cargo=/usr/bin/cargo
+target=x86_64-pc-windows-gnu
+
+# 3. The ProcessPrng shim: Rust's std imports it from bcryptprimitives.dll, which Wine 8 lacks.
+dll_dir="$out/wine-dlls"
+dll="$dll_dir/bcryptprimitives.dll"
+src=scripts/wine/bcryptprimitives.c
+def=scripts/wine/bcryptprimitives.def
+if [ ! -f "$dll" ] || [ "$src" -nt "$dll" ] || [ "$def" -nt "$dll" ]; then
+  step "building the ProcessPrng shim"
+  mkdir -p "$dll_dir"
+  x86_64-w64-mingw32-gcc -O2 -shared -o "$dll" "$src" "$def" -ladvapi32
+fi
+
+# 4. A private, headless Wine prefix.
+export WINEPREFIX="$out/wineprefix" WINEDEBUG=-all WINEARCH=win64
+# Wine maps drive Z: to /, so the shim's directory is on the DLL search path as Z:\...
+export WINEPATH="Z:${dll_dir//\//\\}"
+if [ ! -f "$WINEPREFIX/system.reg" ]; then
+  step "creating the Wine prefix"
+  # No Mono/Gecko install prompts: the tests need neither.
+  WINEDLLOVERRIDES="mscoree=;mshtml=" DISPLAY="" wineboot --init >/dev/null 2>&1
+  wineserver -w
+fi
+
+# 5. Build and run. std is built for Windows from rust-web-src (-Zbuild-std).
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
+export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
+build=(-j2 -Zbuild-std=std,panic_abort --target "$target" --target-dir "$out" -p ringport)
+step "cargo clippy --target $target"
+"$cargo" clippy "${build[@]}" --all-targets -- -D warnings
+step "cargo test --target $target (runner: wine)"
+"$cargo" test "${build[@]}" --lib --test behaviour -- "$@"
