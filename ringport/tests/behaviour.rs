@@ -857,3 +857,32 @@ fn cancelled_send_reports_exactly_what_went_out(b: Backend) {
         Err(_) => assert!(got.len() <= sent, "no byte beyond the reported ones"),
     }
 }
+
+/// On io_uring an op the kernel holds may only end with the kernel's completion, also when a
+/// close already emptied its socket's queue: ending it early would hand back a buffer the kernel
+/// can still write into.
+#[cfg(target_os = "linux")]
+#[test]
+fn uring_cancel_after_close_waits_for_the_kernel() {
+    let mut h = Harness::new(Backend::Uring);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    let recv = h
+        .port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 1)
+        .unwrap();
+    assert!(
+        h.drain_for(Duration::from_millis(30)).is_empty(),
+        "the recv is in the kernel"
+    );
+    h.port.submit(op::Close::new(server), 2).unwrap();
+    h.port.cancel(recv).unwrap();
+    assert_eq!(
+        h.port.in_flight(),
+        2,
+        "the recv stays in flight until the kernel returns it"
+    );
+    assert!(h.next_for(1).is_cancelled());
+    assert!(matches!(h.next_for(2).outcome, Outcome::Close(Ok(()))));
+    assert_eq!(h.port.in_flight(), 0);
+}

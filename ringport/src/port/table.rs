@@ -74,6 +74,10 @@ pub(crate) struct InFlight {
     /// Backend storage the kernel reads or writes while the op runs (addresses, headers,
     /// OVERLAPPED), allocated only for ops that need it.
     pub side: Option<Box<Side>>,
+    /// The backend handed the op to the kernel: from then on only the kernel's completion may
+    /// end it (a backend that queues ops itself can end the others at once). Used by io_uring.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    pub in_kernel: bool,
 }
 
 /// The in-flight operations, and the completions made from them that `wait` has not returned yet.
@@ -98,6 +102,7 @@ impl OpTable {
             generation,
             op,
             side: None,
+            in_kernel: false,
         });
         assert!(
             key < u32::MAX as usize,

@@ -611,11 +611,18 @@ impl Iocp {
                 Ok(n) => {
                     buf.commit(n);
                     let raw = Raw {
-                        more: true,
                         buf: Some(buf),
                         ..Raw::done(Ok(n))
                     };
-                    table.complete(id, raw);
+                    let at_limit = match table.get_mut(id).map(|e| &mut e.op) {
+                        Some(Op::RecvMulti(r)) => r.count(n),
+                        _ => false,
+                    };
+                    if at_limit {
+                        // The op's byte limit is reached: this completion is its last.
+                        return self.end(table, id, raw);
+                    }
+                    table.complete(id, Raw { more: true, ..raw });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -389,12 +389,18 @@ impl Uring {
     /// completions arrive later), those waiting fail now.
     fn fresh_fd(&mut self, table: &mut OpTable, fd: RawFd) {
         let (heads, waiting) = self.lanes.drain(fd);
-        for id in heads {
-            let _ = self.cancel_in_kernel(table, id);
+        for id in heads.into_iter().chain(waiting) {
+            if self.in_kernel(table, id) {
+                let _ = self.cancel_in_kernel(table, id);
+            } else {
+                table.complete(id, Raw::done(Err(closed_behind_our_back())));
+            }
         }
-        for id in waiting {
-            table.complete(id, Raw::done(Err(closed_behind_our_back())));
-        }
+    }
+
+    /// Whether `id` is in flight and the kernel has it (only the kernel can end it then).
+    fn in_kernel(&self, table: &OpTable, id: OpId) -> bool {
+        table.get(id).is_some_and(|e| e.in_kernel)
     }
 
     fn cancel_in_kernel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
@@ -494,11 +500,13 @@ impl Uring {
                     .take()
                     .expect("a close owns its socket")
                     .into_raw_fd();
-                // Ops at the head of the socket's lanes are in the kernel: the cancel below
-                // ends them. Those queued behind never started: they end here.
-                let (_, waiting) = self.lanes.drain(fd);
-                for op in waiting {
-                    table.complete(op, Raw::cancelled());
+                // Ops the kernel has on this socket end through the cancel below; those still
+                // queued in its lanes never started and end here.
+                let (heads, waiting) = self.lanes.drain(fd);
+                for op in heads.into_iter().chain(waiting) {
+                    if !self.in_kernel(table, op) {
+                        table.complete(op, Raw::cancelled());
+                    }
                 }
                 let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
                     .build()
@@ -530,7 +538,12 @@ impl Uring {
             }
             Op::Nop(_) => opcode::Nop::new().build(),
         };
-        self.push(table, &sqe.user_data(id.tag()))
+        self.push(table, &sqe.user_data(id.tag()))?;
+        table
+            .get_mut(id)
+            .expect("started op is in the table")
+            .in_kernel = true;
+        Ok(())
     }
 }
 
@@ -579,16 +592,17 @@ impl Driver for Uring {
     }
 
     fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        if self.in_kernel(table, id) {
+            // Only the kernel's completion may end it: it still uses the op's memory.
+            return self.cancel_in_kernel(table, id);
+        }
+        // Still waiting in its lane: the kernel never saw it.
         let entry = table.get(id).expect("cancelled op is in the table");
         if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
-            if self.lanes.head(fd, dir) != Some(id) {
-                // Still waiting behind another op: the kernel never saw it.
-                self.lanes.remove(fd, dir, id);
-                table.complete(id, Raw::cancelled());
-                return Ok(());
-            }
+            self.lanes.remove(fd, dir, id);
         }
-        self.cancel_in_kernel(table, id)
+        table.complete(id, Raw::cancelled());
+        Ok(())
     }
 
     fn wait(
@@ -637,14 +651,11 @@ impl Driver for Uring {
     }
 
     fn shutdown(&mut self, table: &mut OpTable) {
-        // Ops waiting behind a lane's head never reached the kernel: they end now, and nothing
-        // new starts when the heads complete.
+        // Ops the kernel never saw (waiting in their lanes) end now, and nothing new starts
+        // when the others complete.
         for id in table.ids() {
-            let entry = table.get(id).expect("listed op is in the table");
-            if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
-                if self.lanes.head(fd, dir) != Some(id) {
-                    table.complete(id, Raw::cancelled());
-                }
+            if !self.in_kernel(table, id) {
+                table.complete(id, Raw::cancelled());
             }
         }
         self.lanes.clear();
