@@ -48,6 +48,8 @@ mod sys;
 
 pub use buf::{Buf, BufPool};
 pub use op::{OpKind, Operation};
+#[cfg(feature = "fault-injection")]
+pub use port::Faults;
 pub use port::{
     BACKEND_ENV, Backend, BackendChoice, Completion, Completions, OpId, Outcome, Port, PortBuilder,
     Poster, is_cancelled, is_out_of_buffers,

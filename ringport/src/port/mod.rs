@@ -1,6 +1,8 @@
 //! [`Port`]: the completion port (`CreateIoCompletionPort` + `GetQueuedCompletionStatusEx`).
 
 mod completion;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod post;
 mod table;
 
@@ -12,6 +14,8 @@ use std::time::{Duration, Instant};
 
 pub use completion::{Completion, Completions, Outcome, is_cancelled, is_out_of_buffers};
 pub(crate) use completion::{cancelled_error, out_of_buffers_error};
+#[cfg(feature = "fault-injection")]
+pub use faults::Faults;
 pub(crate) use post::PostBox;
 pub use post::Poster;
 pub use table::OpId;
@@ -106,6 +110,8 @@ pub struct PortBuilder {
     queue_depth: u32,
     pool_buf_size: usize,
     pool_bufs: usize,
+    #[cfg(feature = "fault-injection")]
+    faults: Option<Faults>,
 }
 
 impl Default for PortBuilder {
@@ -115,6 +121,8 @@ impl Default for PortBuilder {
             queue_depth: 1024,
             pool_buf_size: 4096,
             pool_bufs: 1024,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         }
     }
 }
@@ -142,6 +150,13 @@ impl PortBuilder {
     pub fn pool(mut self, buf_size: usize, count: usize) -> PortBuilder {
         self.pool_buf_size = buf_size;
         self.pool_bufs = count;
+        self
+    }
+
+    /// Injects faults into this port's completions (tests only; see [`Faults`]).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(mut self, faults: Faults) -> PortBuilder {
+        self.faults = Some(faults);
         self
     }
 
@@ -184,6 +199,8 @@ impl PortBuilder {
             posts,
             pool,
             fallback: opened.fallback,
+            #[cfg(feature = "fault-injection")]
+            faults: self.faults.map(faults::Injector::new),
         })
     }
 }
@@ -217,6 +234,8 @@ pub struct Port {
     posts: Arc<PostBox>,
     pool: BufPool,
     fallback: Option<String>,
+    #[cfg(feature = "fault-injection")]
+    faults: Option<faults::Injector>,
 }
 
 impl Port {
@@ -337,9 +356,16 @@ impl Port {
     /// what is ready now. Returns 0 only when the timeout expired first.
     pub fn wait(&mut self, out: &mut Completions, timeout: Option<Duration>) -> io::Result<usize> {
         out.items.clear();
+        #[cfg(feature = "fault-injection")]
+        self.deliver_deferred(out);
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
         loop {
             self.collect(out);
+            // Completions the fault injector held back are due before this wait could block.
+            #[cfg(feature = "fault-injection")]
+            if out.items.is_empty() {
+                self.deliver_deferred(out);
+            }
             let remaining = match deadline {
                 None => None,
                 Some(None) => None, // too far away to represent: wait forever
@@ -372,11 +398,63 @@ impl Port {
 
     /// Moves ready completions (kernel ones first, then posted ones) into `out`.
     fn collect(&mut self, out: &mut Completions) {
+        #[cfg(feature = "fault-injection")]
+        if self.faults.is_some() {
+            self.collect_with_faults(out);
+        }
         let room = out.max - out.items.len();
         let n = room.min(self.table.ready.len());
         out.items.extend(self.table.ready.drain(..n));
         let room = out.max - out.items.len();
         self.posts.drain_into(&mut out.items, room);
+    }
+
+    /// Completions the fault injector held back at the last wait come first now.
+    #[cfg(feature = "fault-injection")]
+    fn deliver_deferred(&mut self, out: &mut Completions) {
+        let Some(inj) = self.faults.as_mut() else {
+            return;
+        };
+        let mut deferred = inj.take_deferred();
+        while out.items.len() < out.max {
+            let Some(c) = deferred.pop_front() else { break };
+            out.items.push(c);
+        }
+        // More than a batch was held: the rest go first into the next one.
+        for c in deferred.into_iter().rev() {
+            self.table.ready.push_front(c);
+        }
+    }
+
+    /// Moves ready completions into `out` through the fault injector.
+    #[cfg(feature = "fault-injection")]
+    fn collect_with_faults(&mut self, out: &mut Completions) {
+        use faults::Verdict;
+        while out.items.len() < out.max {
+            let Some(c) = self.table.ready.pop_front() else {
+                break;
+            };
+            let inj = self.faults.as_mut().expect("checked by the caller");
+            match inj.apply(c) {
+                Verdict::Deliver(c, second) => {
+                    out.items.push(c);
+                    if let Some(second) = second {
+                        self.table.ready.push_front(second);
+                    }
+                }
+                Verdict::Defer(c) => {
+                    inj.defer(c);
+                }
+                Verdict::DeliverAndEnd(c, errno) => {
+                    let id = c.id;
+                    out.items.push(c);
+                    if self.table.contains(id) {
+                        inj.end(id, errno);
+                        let _ = self.driver.cancel(&mut self.table, id);
+                    }
+                }
+            }
+        }
     }
 }
 

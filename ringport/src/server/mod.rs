@@ -123,6 +123,8 @@ pub struct ServerBuilder {
     accept: AcceptMode,
     recv_buffer_size: usize,
     queue_depth: u32,
+    #[cfg(feature = "fault-injection")]
+    faults: Option<crate::port::Faults>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -151,7 +153,17 @@ impl ServerBuilder {
             accept: AcceptMode::default(),
             recv_buffer_size: 16 << 10,
             queue_depth: 1024,
+            #[cfg(feature = "fault-injection")]
+            faults: None,
         }
+    }
+
+    /// Injects faults into every worker's port (tests only; each worker gets its own schedule,
+    /// derived from the seed).
+    #[cfg(feature = "fault-injection")]
+    pub fn faults(mut self, faults: crate::port::Faults) -> ServerBuilder {
+        self.faults = Some(faults);
+        self
     }
 
     /// Number of worker threads (at least 1).
@@ -262,6 +274,14 @@ impl ServerBuilder {
                 .backend(self.backend)
                 .queue_depth(self.queue_depth)
                 .pool(self.recv_buffer_size, pool_bufs);
+            #[cfg(feature = "fault-injection")]
+            let port_builder = match &self.faults {
+                Some(f) => port_builder.faults(crate::port::Faults {
+                    seed: f.seed.wrapping_add(index as u64),
+                    ..f.clone()
+                }),
+                None => port_builder,
+            };
             let codec = self.codec.clone();
             let limits = self.limits.clone();
             let budget = budget.clone();
