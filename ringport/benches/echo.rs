@@ -45,7 +45,7 @@ mod linux {
     use ringport::{Backend, Completions, Outcome, Port, Poster, op};
 
     use crate::common::{
-        MEASURE, Pinned, ThreadClock, ThreadCpu, WARM_UP, backends, cpu_pair, port,
+        MEASURE, Pinned, ThreadClock, ThreadCpu, WARM_UP, Watchdog, backends, cpu_pair, port,
     };
 
     /// Bytes per message.
@@ -83,6 +83,7 @@ mod linux {
         let mut cpu_group = cpu.benchmark_group("echo_64B_server_cpu");
         for conns in CONNS {
             for backend in backends() {
+                let _watchdog = Watchdog::new(format!("echo_64B/{backend}/{conns}conn"));
                 let server = Server::start(backend, cpus.map(|p| p.0));
                 let pinned = Pinned::to(cpus.map(|p| p.1));
                 let mut client = Client::connect(server.addr, conns);

@@ -24,7 +24,7 @@ use criterion::{
 };
 use ringport::{Completions, Outcome, Port, Poster};
 
-use common::{MEASURE, Pinned, WARM_UP, backends, cpu_pair, port};
+use common::{MEASURE, Pinned, WARM_UP, Watchdog, backends, cpu_pair, port};
 
 /// Token of the posts in `post_wait` and of the pings in `ping_pong`.
 const PING: u64 = 1;
@@ -47,6 +47,7 @@ fn expect_posted(port: &mut Port, batch: &mut Completions, token: u64, value: u6
 fn post_wait(c: &mut Criterion) {
     let mut group = c.benchmark_group("post_wait");
     for backend in backends() {
+        let _watchdog = Watchdog::new(format!("post_wait/{backend}"));
         let mut port = port(backend);
         let poster = port.poster();
         let mut batch = Completions::with_capacity(8);
@@ -82,6 +83,7 @@ fn ping_pong(c: &mut Criterion) {
     let cpus = cpu_pair();
     let mut group = c.benchmark_group("ping_pong");
     for backend in backends() {
+        let _watchdog = Watchdog::new(format!("ping_pong/{backend}"));
         let mut mine = port(backend);
         let theirs = port(backend);
         let to_them = theirs.poster();
@@ -108,6 +110,7 @@ fn ping_pong(c: &mut Criterion) {
 /// The machine's floor for the same round trip without a port: two `std` channels, a futex wake
 /// each way, the same pinning. The backends' rows minus this row is what the port adds.
 fn ping_pong_floor(group: &mut BenchmarkGroup<'_, WallTime>, cpus: Option<(usize, usize)>) {
+    let _watchdog = Watchdog::new("ping_pong/std_mpsc");
     let (to_them, theirs) = mpsc::channel::<u64>();
     let (to_me, mine) = mpsc::channel::<u64>();
     let peer = thread::spawn(move || {
@@ -159,6 +162,7 @@ fn nop_batch(c: &mut Criterion) {
     for n in [1usize, 32, 256] {
         group.throughput(Throughput::Elements(n as u64));
         for backend in backends() {
+            let _watchdog = Watchdog::new(format!("nop_batch/{backend}/{n}"));
             let mut port = port(backend);
             let mut batch = Completions::with_capacity(256);
             let mut seen = vec![false; n];

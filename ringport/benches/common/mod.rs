@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use ringport::{Backend, Port};
@@ -36,6 +38,45 @@ pub fn port(backend: Backend) -> Port {
 pub const WARM_UP: Duration = Duration::from_secs(2);
 /// See [`WARM_UP`].
 pub const MEASURE: Duration = Duration::from_secs(5);
+
+/// How long one benchmark (warm-up, samples, analysis) may take before the run is failed.
+pub const HANG_LIMIT: Duration = Duration::from_secs(120);
+
+/// Fails the whole bench run if the benchmark it guards takes longer than [`HANG_LIMIT`]: the
+/// benches wait for completions without a timeout (a timeout would cost a clock read per
+/// iteration), so a backend that loses a completion or a wake-up would otherwise hang
+/// `cargo bench` for good.
+pub struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    /// Starts watching `what`; stops when dropped.
+    pub fn new(what: impl Into<String>) -> Watchdog {
+        let what = what.into();
+        let (done, finished) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || {
+            if let Err(RecvTimeoutError::Timeout) = finished.recv_timeout(HANG_LIMIT) {
+                eprintln!("error: {what} did not finish within {HANG_LIMIT:?}: a backend hung");
+                std::process::exit(101);
+            }
+        });
+        Watchdog {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take()); // the watcher sees the channel close and ends
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 #[cfg(target_os = "linux")]
 pub use linux::*;
