@@ -195,6 +195,8 @@ impl Codec for LengthPrefixed {
 }
 
 /// Lines ending in `\n` (a `\r` before it is dropped too); payloads exclude the line ending.
+///
+/// A payload that itself ends in `\r` is encoded with `\r\n`, so that it decodes back whole.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Lines;
 
@@ -220,11 +222,18 @@ impl Codec for Lines {
                     len: nl + 1,
                 }))
             }
-            None if input.len() > max_frame.saturating_add(1) => Err(FrameError::TooLarge {
-                size: input.len(),
-                max: max_frame,
-            }),
-            None => Ok(None),
+            None => {
+                // Every byte is payload, except a last '\r' that may begin the line ending: past
+                // the limit already, the line can never fit.
+                let known = input.len() - usize::from(input.last() == Some(&b'\r'));
+                if known > max_frame {
+                    return Err(FrameError::TooLarge {
+                        size: known,
+                        max: max_frame,
+                    });
+                }
+                Ok(None)
+            }
         }
     }
 
@@ -232,9 +241,15 @@ impl Codec for Lines {
         if memchr::memchr(b'\n', payload).is_some() {
             return Err(FrameError::Malformed("a line payload contains a newline"));
         }
-        out.reserve(payload.len() + 1);
+        // A payload ending in '\r' gets "\r\n": decoding drops one '\r', and its own stays.
+        let ending: &[u8] = if payload.last() == Some(&b'\r') {
+            b"\r\n"
+        } else {
+            b"\n"
+        };
+        out.reserve(payload.len() + ending.len());
         out.extend_from_slice(payload);
-        out.extend_from_slice(b"\n");
+        out.extend_from_slice(ending);
         Ok(())
     }
 
@@ -374,6 +389,29 @@ mod tests {
         assert!(Lines.decode(b"0123456789ab\n", 10).is_err());
         assert!(Lines.decode(b"0123456789\r\n", 10).unwrap().is_some());
         assert!(Lines.encode(b"a\nb", &mut Buf::new()).is_err());
+    }
+
+    /// Found by the `codec_lines` fuzz target: an unterminated line one byte over the limit was
+    /// reported only one byte later.
+    #[test]
+    fn lines_over_the_limit_are_refused_as_soon_as_they_are() {
+        assert_eq!(
+            Lines.decode(b"ab", 1),
+            Err(FrameError::TooLarge { size: 2, max: 1 })
+        );
+        // ... but a last '\r' may still be the start of "\r\n".
+        assert_eq!(Lines.decode(b"a\r", 1), Ok(None));
+        assert!(Lines.decode(b"a\r\n", 1).unwrap().is_some());
+    }
+
+    /// Found by the `codec_lines` fuzz target: a payload ending in '\r' lost it on the way back.
+    #[test]
+    fn lines_payloads_ending_in_cr_round_trip() {
+        let mut out = Buf::new();
+        Lines.encode(b"abc\r", &mut out).unwrap();
+        assert_eq!(&out[..], b"abc\r\r\n");
+        let f = Lines.decode(&out, 4).unwrap().unwrap();
+        assert_eq!((&out[f.payload], f.len), (&b"abc\r"[..], 6));
     }
 
     #[test]

@@ -166,6 +166,15 @@ impl Held {
         self.held -= n;
     }
 
+    /// A buffer that held `from` bytes now holds `to`.
+    pub fn resize(&mut self, from: usize, to: usize) {
+        if to >= from {
+            self.force(to - from);
+        } else {
+            self.release(from - to);
+        }
+    }
+
     /// Bytes this worker holds.
     pub fn held(&self) -> usize {
         self.held

@@ -42,6 +42,7 @@ mod conn;
 mod handler;
 mod limits;
 mod metrics;
+mod reassembly;
 mod timers;
 mod worker;
 
@@ -59,6 +60,7 @@ pub use codec::{
 pub use handler::{CloseReason, ConnId, Ctx, Handler, SendError};
 pub use limits::Limits;
 pub use metrics::{Metrics, WorkerMetrics};
+pub use reassembly::Reassembly;
 
 use self::limits::Budget;
 use self::metrics::WorkerCounters;

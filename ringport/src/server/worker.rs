@@ -22,6 +22,7 @@ use super::conn::{Conn, Io, KEEP_CAPACITY};
 use super::handler::{CloseReason, ConnId, Ctx, Ending, Handler};
 use super::limits::{Budget, Held, Limits};
 use super::metrics::WorkerCounters;
+use super::reassembly::Reassembly;
 use super::timers::{Due, Timers, tick_for, ticks_in};
 use super::{ConnInfo, Shared};
 use crate::buf::Buf;
@@ -438,55 +439,44 @@ where
             .as_mut()
             .map(|io| mem::take(&mut io.input))
             .unwrap_or_default();
-        let from_input = !input.is_empty();
-        if from_input {
-            input.extend_from_slice(data);
-            env.budget.force(data.len());
-        }
+        let before = input.len();
         let codec = env.codec.clone();
         let max_frame = env.limits.max_frame;
         let high_water = env.limits.write_high_water;
-        let mut pos = 0;
-        {
-            let src: &[u8] = if from_input { &input } else { data };
-            while conn.ending.is_none() {
-                if conn.queued_bytes() > high_water {
-                    // Backpressure: stop here; the rest waits in the input until the queue
-                    // drains, and the receive is stopped so no more arrives meanwhile.
-                    conn.paused = true;
-                    WorkerCounters::add(&env.counters.paused, 1);
-                    break;
+        let mut frames = Reassembly::new(&mut input, data);
+        // New bytes joined to held ones are held too, from now on.
+        let held = frames.held();
+        env.budget.resize(before, held);
+        while conn.ending.is_none() {
+            if conn.queued_bytes() > high_water {
+                // Backpressure: stop here; the rest waits in the input until the queue
+                // drains, and the receive is stopped so no more arrives meanwhile.
+                conn.paused = true;
+                WorkerCounters::add(&env.counters.paused, 1);
+                break;
+            }
+            match frames.next_frame(&*codec, max_frame) {
+                Ok(Some(payload)) => {
+                    WorkerCounters::add(&env.counters.frames_in, 1);
+                    call_handler(index, key, conn, env, |h, cx| h.on_frame(cx, payload));
                 }
-                match codec.decode(&src[pos..], max_frame) {
-                    Ok(Some(frame)) => {
-                        WorkerCounters::add(&env.counters.frames_in, 1);
-                        let payload = &src[pos + frame.payload.start..pos + frame.payload.end];
-                        pos += frame.len;
-                        call_handler(index, key, conn, env, |h, cx| h.on_frame(cx, payload));
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        let reason = match e {
-                            FrameError::TooLarge { .. } => CloseReason::FrameTooLarge,
-                            FrameError::Malformed(_) => CloseReason::BadFrame,
-                        };
-                        conn.ending = Some(Ending::Abort(reason));
-                    }
+                Ok(None) => break,
+                Err(e) => {
+                    let reason = match e {
+                        FrameError::TooLarge { .. } => CloseReason::FrameTooLarge,
+                        FrameError::Malformed(_) => CloseReason::BadFrame,
+                    };
+                    conn.ending = Some(Ending::Abort(reason));
                 }
             }
         }
         // Keep the unfinished rest (unless the connection is ending: then nothing more counts).
-        if from_input {
-            input.drain(..pos);
-            env.budget.release(pos);
-        } else if conn.ending.is_none() && pos < data.len() {
-            input.extend_from_slice(&data[pos..]);
-            env.budget.force(data.len() - pos);
-        }
         if conn.ending.is_some() {
-            env.budget.release(input.len());
-            input.clear();
+            frames.discard();
+        } else {
+            frames.finish();
         }
+        env.budget.resize(held, input.len());
         if !input.is_empty() {
             conn.io.get_or_insert_with(|| env.take_io()).input = input;
         } else if let Some(io) = conn.io.as_mut() {
