@@ -480,11 +480,15 @@ impl Iocp {
         if packet.lpCompletionKey != win::IO_KEY || packet.lpOverlapped.is_null() {
             return; // the waker's packet: its only job was to end the wait
         }
-        // SAFETY: an IO_KEY packet's OVERLAPPED is the one of a Side of this port (sockets are
-        // associated only by `associate_now`, and only our calls use OVERLAPPEDs on them; a call
-        // of ours on a socket of another port would report there, never here). That Side is
-        // still allocated: its op stays in the table, and a leaked Side stays leaked, until its
-        // packet — this one — has been handled. The kernel is done with it.
+        // SAFETY: an IO_KEY packet's OVERLAPPED is the one of a ringport Side (sockets are
+        // associated with IO_KEY only by `associate_now`, and overlapped calls on a port's
+        // sockets come from ports). Normally it is one of this port's; the one case where
+        // another port's call reports here — a stale association record there (module docs) —
+        // brings that port's Side. Either way the Side is still allocated: a port keeps the Side
+        // of a call in the kernel until it handles that call's packet (or leaks it), and the
+        // port that issued this call gets no other packet for it. The kernel is done with it,
+        // and nobody writes the tag and slot while a call is out. A foreign Side then matches
+        // none of this port's ops (checked below) and is left alone.
         let (tag, slot) = unsafe { Side::header(packet.lpOverlapped) };
         let id = OpId::from_tag(tag);
         let Some(side) = side_of(table, id, slot) else {
