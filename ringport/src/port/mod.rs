@@ -278,7 +278,8 @@ impl Port {
     /// `ErrorKind::InvalidInput` (the operation's completion reports it). The port remembers
     /// the sockets it associated by handle value, and forgets one when it closes it
     /// ([`op::Close`](crate::op::Close)); so close sockets through the port that ran
-    /// operations on them (or let that port outlive them), since Windows reuses handle values.
+    /// operations on them (or only after dropping that port), since Windows reuses handle
+    /// values.
     /// On io_uring and epoll any port may run operations on any socket.
     pub fn associate(&mut self, sock: &impl AsSock) -> io::Result<()> {
         self.driver.associate(sock.as_sock())
