@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds ringport for x86_64-pc-windows-gnu and runs its lib unit tests and the behaviour suite
-# (tests/behaviour.rs, on the IOCP backend) under Wine.
+# Builds ringport and the ringport CLI for x86_64-pc-windows-gnu and, under Wine: runs the lib
+# unit tests, the behaviour suite (tests/behaviour.rs) and the server framework's tests
+# (tests/server.rs) on the IOCP backend, and the CLI's tests; then a smoke test of the real
+# binary: `ringport.exe echo-server`, `ringport.exe echo-client` with piped lines, and a Ctrl-C
+# (SIGINT, which Wine delivers as CTRL_C_EVENT) that must end the server cleanly.
 #
 # On a fresh Debian 12 machine it first installs what it needs: Debian's rustc-web (whose std
 # sources let cargo's -Zbuild-std build std for Windows), the mingw-w64 linker and Wine. It is
@@ -62,8 +65,51 @@ fi
 # 5. Build and run. std is built for Windows from rust-web-src (-Zbuild-std).
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
-build=(-j2 -Zbuild-std=std,panic_abort --target "$target" --target-dir "$out" -p ringport)
+build=(-j2 -Zbuild-std=std,panic_abort --target "$target" --target-dir "$out")
 step "cargo clippy --target $target"
-"$cargo" clippy "${build[@]}" --all-targets -- -D warnings
+"$cargo" clippy "${build[@]}" --workspace --all-targets -- -D warnings
 step "cargo test --target $target (runner: wine)"
-"$cargo" test "${build[@]}" --lib --test behaviour -- "$@"
+"$cargo" test "${build[@]}" -p ringport --lib --test behaviour --test server -- "$@"
+"$cargo" test "${build[@]}" -p ringport-cli -- "$@"
+
+# 6. Smoke test of the real binary: echo-server and echo-client, each under Wine, then Ctrl-C.
+step "smoke test: ringport.exe echo-server / echo-client under Wine"
+"$cargo" build "${build[@]}" -p ringport-cli
+exe="$out/$target/debug/ringport.exe"
+log="$out/smoke-server.log"
+wine "$exe" echo-server --addr 127.0.0.1:0 --codec line --quiet >"$log" 2>&1 &
+server=$!
+trap 'kill -9 "$server" 2>/dev/null || true' EXIT # never leave it running
+fail() {
+  echo "smoke test: $*"
+  echo "--- server output:"
+  cat "$log"
+  kill -9 "$server" 2>/dev/null || true
+  exit 1
+}
+addr=""
+for _ in $(seq 300); do
+  addr=$(sed -n 's/^ringport echo-server listening on \([0-9.]*:[0-9]*\) .*/\1/p' "$log")
+  [ -n "$addr" ] && break
+  kill -0 "$server" 2>/dev/null || fail "the server exited before listening"
+  sleep 0.1
+done
+[ -n "$addr" ] || fail "the server did not start listening within 30 s"
+grep -q "(backend iocp," "$log" || fail "the server is not on the IOCP backend"
+lines=$'hello from wine\nsecond line, with spaces\n\nlast line'
+echoed=$(printf '%s\n' "$lines" | timeout 60 wine "$exe" echo-client --addr "$addr" --codec line) \
+  || fail "echo-client exited with $?"
+[ "$echoed" = "$lines" ] || fail "echo mismatch: got '$echoed'"
+echo "echo-client: every line came back, exit 0"
+# Wine turns SIGINT into a CTRL_C_EVENT for the process, which runs the ctrlc handler.
+kill -INT "$server"
+for _ in $(seq 300); do
+  kill -0 "$server" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$server" 2>/dev/null && fail "the server did not stop within 30 s of Ctrl-C"
+status=0
+wait "$server" || status=$?
+[ "$status" -eq 0 ] || fail "the server exited with $status after Ctrl-C"
+grep -q "^final: .* 1 accepted, 0 rejected, 1 closed" "$log" || fail "no clean final summary"
+echo "echo-server: stopped by Ctrl-C, exit 0, final summary printed"

@@ -28,7 +28,7 @@ pub struct Args {
     /// codecs each input line is one message.
     #[arg(long, default_value = "line")]
     codec: CodecKind,
-    /// Kernel backend: auto, uring or epoll.
+    /// Kernel backend: auto, uring, epoll or iocp (the only one on Windows).
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
     /// Connection attempts to retry while the server is not up (0: fail at once).

@@ -20,7 +20,8 @@ pub struct Args {
     /// Worker threads, each with its own completion port [default: one per CPU].
     #[arg(long)]
     workers: Option<usize>,
-    /// Kernel backend: auto (io_uring if the kernel allows it, else epoll), uring or epoll.
+    /// Kernel backend: auto (io_uring if the kernel allows it, else epoll; IOCP on Windows),
+    /// uring, epoll or iocp.
     #[arg(long, default_value = "auto")]
     backend: BackendChoice,
     /// Framing: raw (echo bytes as they come), len (u32 big-endian length prefix), len16, line.
@@ -47,7 +48,8 @@ pub struct Args {
     /// How long a shutdown lets queued writes flush.
     #[arg(long, default_value = "5s", value_parser = args::duration)]
     shutdown_grace: Duration,
-    /// How connections reach workers: reuseport (Linux default) or handoff.
+    /// How connections reach workers: reuseport (Linux only, its default) or handoff (the
+    /// default elsewhere).
     #[arg(long)]
     accept: Option<AcceptMode>,
     /// Serve Prometheus metrics over HTTP on this address (GET /metrics).
@@ -61,7 +63,7 @@ pub struct Args {
     quiet: bool,
 }
 
-/// Runs the server until SIGINT/SIGTERM.
+/// Runs the server until SIGINT/SIGTERM (Ctrl-C or Ctrl-Break on Windows).
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let limits = Limits {
         max_connections: args.max_conns,

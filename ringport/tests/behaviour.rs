@@ -37,6 +37,7 @@ on_every_backend!(
     closing_a_listener_ends_its_multishot_accept,
     connect_from_a_bound_socket,
     cancelled_send_reports_exactly_what_went_out,
+    sockets_belong_to_the_port_that_first_uses_them,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -791,6 +792,92 @@ fn connect_from_a_bound_socket(b: Backend) {
         "the socket kept its address"
     );
     assert_eq!(peer, bound);
+}
+
+/// Receives `len` bytes on `sock` through `h`'s port (token 50).
+fn recv_exactly(h: &mut Harness, sock: &TcpStream, len: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < len {
+        h.port
+            .submit(op::Recv::new(sock, Buf::with_capacity(len - got.len())), 50)
+            .unwrap();
+        match h.next_for(50).outcome {
+            Outcome::Recv { result, buf } => {
+                assert!(result.unwrap() > 0, "the peer closed early");
+                got.extend_from_slice(&buf);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    got
+}
+
+/// Accepted and connected sockets are associated with the port that first runs an operation on
+/// them (or that `Port::associate` names first), not with the port that made them: a
+/// connection accepted on one port is served on another, as a server's acceptor thread hands
+/// connections to its workers. On IOCP a socket then belongs to that port for life.
+fn sockets_belong_to_the_port_that_first_uses_them(b: Backend) {
+    let mut acceptor = Harness::new(b);
+    let l = listener(&mut acceptor.port);
+    let (client1, server1) = acceptor.pair(&l);
+    let (client2, server2) = acceptor.pair(&l);
+    let mut worker = Harness::new(b);
+    // One taken over explicitly, one by its first operation on the worker's port.
+    worker.port.associate(&server1).unwrap();
+    for (i, (client, server)) in [(&client1, &server1), (&client2, &server2)]
+        .into_iter()
+        .enumerate()
+    {
+        let hello = format!("hello, worker, from client {i}");
+        acceptor
+            .port
+            .submit(op::Send::new(client, Buf::from(hello.as_str())), 2)
+            .unwrap();
+        assert!(matches!(
+            acceptor.next_for(2).outcome,
+            Outcome::Send { result: Ok(n), .. } if n == hello.len()
+        ));
+        assert_eq!(
+            recv_exactly(&mut worker, server, hello.len()),
+            hello.as_bytes()
+        );
+        worker
+            .port
+            .submit(op::Send::new(server, Buf::from("and back")), 3)
+            .unwrap();
+        assert!(matches!(
+            worker.next_for(3).outcome,
+            Outcome::Send { result: Ok(8), .. }
+        ));
+        assert_eq!(recv_exactly(&mut acceptor, client, 8), b"and back");
+    }
+    // Naming a socket again to the port it is associated with is fine.
+    worker.port.associate(&server1).unwrap();
+    worker.port.associate(&server2).unwrap();
+    if b == Backend::Iocp {
+        // The sockets are the worker port's for life: the acceptor's port refuses them rather
+        // than issue calls whose completions would reach the worker's port.
+        let e = acceptor.port.associate(&server1).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        acceptor
+            .port
+            .submit(op::Recv::new(&server2, Buf::with_capacity(64)), 4)
+            .unwrap();
+        match acceptor.next_for(4).outcome {
+            Outcome::Recv { result: Err(e), .. } => {
+                assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Closed through the worker's port, where they belong.
+    worker.port.submit(op::Close::new(server1), 5).unwrap();
+    worker.port.submit(op::Close::new(server2), 5).unwrap();
+    for _ in 0..2 {
+        assert!(matches!(worker.next_for(5).outcome, Outcome::Close(Ok(()))));
+    }
+    assert_eq!(worker.port.in_flight(), 0);
+    assert_eq!(acceptor.port.in_flight(), 0);
 }
 
 fn cancelled_send_reports_exactly_what_went_out(b: Backend) {

@@ -6,7 +6,10 @@
 //! | epoll    | `accept4` now, again when readable | `accept4` until `EAGAIN` on every readable edge |
 //! | IOCP     | `AcceptEx` on a pre-made socket   | several `AcceptEx` kept posted                |
 //!
-//! Accepted sockets are non-blocking and close-on-exec, and already associated with the port.
+//! Accepted sockets are non-blocking and close-on-exec. They are associated with the port that
+//! first runs an operation on them (see [`Port::associate`](crate::Port::associate)), so a
+//! connection accepted on one port can be served on another; on IOCP the listener itself is
+//! associated with the port its first accept runs on.
 
 use std::net::{SocketAddr, TcpStream};
 

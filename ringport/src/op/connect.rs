@@ -34,7 +34,8 @@ impl Connect {
     }
 
     /// Connect `sock`, a TCP socket you created (to set options such as `SO_SNDBUF` or to bind
-    /// it first), to `addr`. The port makes it non-blocking.
+    /// it first), to `addr`. The port associates it (if you have not already associated it
+    /// with this port) and makes it non-blocking.
     pub fn with_socket(sock: Socket, addr: SocketAddr) -> Connect {
         Connect {
             sock: Some(sock),

@@ -29,7 +29,8 @@ pub struct Completion {
 #[derive(Debug)]
 pub enum Outcome {
     /// An [`op::Accept`](crate::op::Accept) or [`op::AcceptMulti`](crate::op::AcceptMulti): the
-    /// accepted stream (non-blocking, associated with the port) and its peer's address.
+    /// accepted stream (non-blocking; associated with the port that first runs an operation on
+    /// it, see [`Port::associate`](crate::Port::associate)) and its peer's address.
     Accept(io::Result<(TcpStream, SocketAddr)>),
     /// An [`op::Connect`](crate::op::Connect): the connected stream.
     Connect(io::Result<TcpStream>),

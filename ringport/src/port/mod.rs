@@ -280,10 +280,26 @@ impl Port {
         Poster::new(self.posts.clone())
     }
 
-    /// Associates a socket you created yourself with the port, before its first operation
-    /// (`CreateIoCompletionPort(socket, port, …)`): makes it non-blocking and lets the backend
-    /// set it up (required on IOCP). Sockets the port made — accepted, or connected by
-    /// [`op::Connect`](crate::op::Connect) — are associated already.
+    /// Associates a socket with the port (`CreateIoCompletionPort(socket, port, …)`): makes it
+    /// non-blocking and lets the backend set it up. Call it before the first operation on a
+    /// socket you created yourself, and on a socket another port made (say, one an acceptor
+    /// thread accepted) before its first operation on this port.
+    ///
+    /// **A socket is associated with the port that first runs an operation on it** (or that
+    /// `associate` names first), not with the port that made it. Sockets a port made —
+    /// accepted, or connected by [`op::Connect`](crate::op::Connect) — are non-blocking already;
+    /// an accepted one is associated by its first operation on the port that accepted it, or
+    /// can be handed to another port (another thread's) and associated there. Naming a socket
+    /// again to the port it is associated with is harmless.
+    ///
+    /// On IOCP a socket stays with its port for life (Windows allows one completion port per
+    /// socket): `associate` on another port, or an operation submitted there, fails with
+    /// `ErrorKind::InvalidInput` (the operation's completion reports it). The port remembers
+    /// the sockets it associated by handle value, and forgets one when it closes it
+    /// ([`op::Close`](crate::op::Close)); so close sockets through the port that ran
+    /// operations on them (or only after dropping that port), since Windows reuses handle
+    /// values.
+    /// On io_uring and epoll any port may run operations on any socket.
     pub fn associate(&mut self, sock: &impl AsSock) -> io::Result<()> {
         self.driver.associate(sock.as_sock())
     }

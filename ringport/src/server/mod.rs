@@ -381,6 +381,10 @@ fn bind(
     }
     for _ in 0..count {
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+        // Unix: a restarted server binds while its old connections sit in TIME_WAIT. Not on
+        // Windows, where SO_REUSEADDR lets a socket bind to a port another listener holds
+        // ("socket hijacking"; std and mio leave it off there too).
+        #[cfg(unix)]
         sock.set_reuse_address(true)?;
         #[cfg(target_os = "linux")]
         if mode == AcceptMode::ReusePort {
@@ -591,7 +595,9 @@ impl ServerHandle {
         Metrics::read(&self.shared.counters)
     }
 
-    /// Shuts the server down on SIGINT (Ctrl-C) or SIGTERM (Ctrl-C / close on Windows).
+    /// Shuts the server down on SIGINT (Ctrl-C) or SIGTERM; on Windows on Ctrl-C or Ctrl-Break.
+    /// (A Windows console's close, logoff or shutdown event reaches the handler too, but
+    /// Windows ends the process soon after, so the graceful shutdown may not finish.)
     ///
     /// One handler per process: fails if one is already installed.
     pub fn shutdown_on_signals(&self) -> io::Result<()> {

@@ -310,30 +310,40 @@ where
                 match self.shared.deliver(target, stream, peer) {
                     Ok(()) => return,
                     // The target is gone (stopping): serve it here, or refuse it.
-                    Err(stream) => return self.open(stream, peer),
+                    Err(stream) => return self.open(stream, peer, false),
                 }
             }
         }
-        self.open(stream, peer);
+        self.open(stream, peer, false);
     }
 
     fn on_mailbox(&mut self) {
         let arrivals = self.shared.take_mail(usize::from(self.index));
         for (stream, peer) in arrivals {
-            if let Err(e) = self.port.associate(&stream) {
-                tracing::warn!(worker = self.index, "cannot take over a connection: {e}");
-                continue;
-            }
-            self.open(stream, peer);
+            self.open(stream, peer, true);
         }
     }
 
-    fn open(&mut self, stream: TcpStream, peer: SocketAddr) {
+    /// Serves a new connection here, unless the server is stopping or full. `handed_over`: it
+    /// came from the acceptor's port, so it is associated with this one first.
+    ///
+    /// The acceptor never ran an operation on it, so on IOCP, where a socket belongs to the
+    /// first completion port that uses it, it is still free to join this worker's port. The
+    /// association comes after the admission check: a refused connection is dropped without
+    /// ever having been associated, which keeps the port's records of its sockets honest
+    /// (sockets it associated are closed through it).
+    fn open(&mut self, stream: TcpStream, peer: SocketAddr, handed_over: bool) {
         let counters = &self.env.counters;
         if self.stop_deadline.is_some() || !self.shared.admit(self.env.limits.max_connections) {
             WorkerCounters::add(&counters.rejected, 1);
             return; // dropping the stream closes it
         }
+        if handed_over && let Err(e) = self.port.associate(&stream) {
+            tracing::warn!(worker = self.index, "cannot take over a connection: {e}");
+            self.shared.release();
+            return;
+        }
+        let counters = &self.env.counters;
         WorkerCounters::add(&counters.accepted, 1);
         WorkerCounters::add(&counters.active, 1);
         let _ = stream.set_nodelay(true);

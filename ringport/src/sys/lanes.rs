@@ -55,8 +55,8 @@ impl Dir {
 pub(crate) struct Sock<T> {
     reads: VecDeque<OpId>,
     writes: VecDeque<OpId>,
-    /// Backend state for this socket (epoll: registered, on the run-again list).
-    #[cfg_attr(windows, allow(dead_code))] // epoll only
+    /// Backend state for this socket (epoll: registered, on the run-again list; IOCP:
+    /// associated with this port).
     pub extra: T,
 }
 

@@ -3,6 +3,23 @@
 //! - **Port**: one `CreateIoCompletionPort` per [`Port`](crate::Port), concurrency 1. Every
 //!   socket is associated with completion key [`IO_KEY`](win::IO_KEY); the waker posts packets
 //!   with [`WAKE_KEY`](win::WAKE_KEY) and no OVERLAPPED.
+//! - **Association rule**: Windows lets a socket be associated with one completion port for
+//!   its life. So a socket is associated with the port that first runs an operation on it
+//!   (or that [`Port::associate`](crate::Port::associate) names first), not with the port that
+//!   made it: an accepted socket is handed out unassociated, and a server can accept on one
+//!   port and serve on another (the framework's hand-off accept). Per socket handle the driver
+//!   records whether it associated that socket ([`PerSock`], next to the socket's lanes). An
+//!   op on a socket with no record calls `CreateIoCompletionPort`; if Windows answers that the
+//!   socket has a port already, it is another port's, and the op fails with `InvalidInput`
+//!   rather than issue a call whose packet would go to that port. `Port::associate` (and a
+//!   connect, whose socket may have been named to `Port::associate`) always asks the kernel,
+//!   and takes "has a port already" as success only if the record says the port is this one.
+//!   Handle values are reused, so a record is cleared when the port closes its socket
+//!   (`op::Close`) and when a socket just accepted for the port turns up under the value. A
+//!   socket the caller closes itself keeps its record: if Windows then gives the value to a
+//!   socket another port has, and that socket is submitted here, the call's packet goes to the
+//!   other port and the op never ends (memory stays safe: its Side is never freed while the
+//!   kernel may hold it). docs/ARCHITECTURE.md discusses this limit.
 //! - **Per-I/O data**: every overlapped call gets its own [`Side`] box (OVERLAPPED first, then the
 //!   op's tag, WSABUF, flags, address storage, AcceptEx buffer) in the op's table entry. A
 //!   packet's OVERLAPPED pointer leads back to the Side and from its tag to the op.
@@ -52,7 +69,7 @@ use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
 pub(crate) use self::side::Side;
 use self::side::{Cancel, Issued};
-use self::win::{CompletionPort, Ext};
+use self::win::{Associated, CompletionPort, Ext};
 use super::lanes::{Dir, Lanes, closed_behind_our_back};
 use super::timers::Timers;
 use super::{Driver, Opened, Settings};
@@ -90,21 +107,13 @@ impl Waker {
 
 /// Opens an IOCP backend.
 pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
-    let ext = Ext::load()?;
-    let port = Arc::new(CompletionPort::new()?);
-    let driver = Iocp {
-        port: port.clone(),
-        ext,
-        pool: settings.pool.clone(),
-        lanes: Lanes::default(),
-        timers: Timers::default(),
-        spare: Vec::new(),
-        ending: HashMap::new(),
-        closing: false,
+    let driver = Iocp::new(settings)?;
+    let waker = Waker {
+        port: driver.port.clone(),
     };
     Ok(Opened {
         driver: Box::new(driver),
-        waker: Waker { port },
+        waker,
         fallback: None,
     })
 }
@@ -113,8 +122,9 @@ struct Iocp {
     port: Arc<CompletionPort>,
     ext: Ext,
     pool: BufPool,
-    /// Per-socket queues: only a lane's head is in the kernel (see the module docs).
-    lanes: Lanes<()>,
+    /// Per-socket queues: only a lane's head is in the kernel (see the module docs); and per
+    /// socket whether this port associated it (the association rule, module docs).
+    lanes: Lanes<PerSock>,
     /// Pending timeouts: (deadline, op tag).
     timers: Timers,
     /// Finished Sides to reuse, boxed as the op table holds them.
@@ -125,6 +135,16 @@ struct Iocp {
     ending: HashMap<OpId, io::Error>,
     /// The port is dropping: nothing is issued any more.
     closing: bool,
+}
+
+/// What the driver keeps per socket handle besides its lanes.
+#[derive(Default)]
+struct PerSock {
+    /// This port associated the socket now holding this handle value. Set by an association
+    /// that succeeded; cleared when the port closes the socket (`op::Close`) and when the value
+    /// turns up as a socket just made for the port (an accepted one), whose predecessor under
+    /// the same value is gone.
+    associated: bool,
 }
 
 /// What starting an op did.
@@ -175,6 +195,19 @@ fn family_of(listener: RawSock) -> io::Result<Domain> {
 }
 
 impl Iocp {
+    fn new(settings: &Settings) -> io::Result<Iocp> {
+        Ok(Iocp {
+            port: Arc::new(CompletionPort::new()?),
+            ext: Ext::load()?,
+            pool: settings.pool.clone(),
+            lanes: Lanes::default(),
+            timers: Timers::default(),
+            spare: Vec::new(),
+            ending: HashMap::new(),
+            closing: false,
+        })
+    }
+
     /// A Side for op `id`'s slot `slot`, reused if one is spare.
     fn new_side(&mut self, id: OpId, slot: u32) -> Box<Side> {
         match self.spare.pop() {
@@ -204,10 +237,35 @@ impl Iocp {
         }
     }
 
-    /// Associates a socket with the port and makes it non-blocking.
-    fn adopt(&self, sock: RawSock) -> io::Result<()> {
-        self.port.associate(sock)?;
-        win::set_nonblocking(sock)
+    /// Associates `sock` with the port before its first call here, unless the port did so
+    /// already (the association rule, module docs). No system call once it is associated.
+    fn attach(&mut self, sock: RawSock) -> io::Result<()> {
+        if self.lanes.sock(sock).extra.associated {
+            return Ok(());
+        }
+        self.associate_now(sock)
+    }
+
+    /// Associates `sock` with the port, asking the kernel whatever the records say: a socket
+    /// associated before is accepted only if this port's records say it did that. Then makes
+    /// it non-blocking (the multishot receive's plain `recv` needs it) and, for UDP, turns off
+    /// the ICMP resets.
+    fn associate_now(&mut self, sock: RawSock) -> io::Result<()> {
+        let ours = &mut self.lanes.sock(sock).extra.associated;
+        match self.port.associate(sock)? {
+            Associated::Now => *ours = true,
+            Associated::Before if *ours => return Ok(()),
+            Associated::Before => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the socket is associated with another completion port (on Windows a \
+                     socket belongs to the first port that runs an operation on it, for life)",
+                ));
+            }
+        }
+        win::set_nonblocking(sock)?;
+        win::quiet_udp_resets(sock);
+        Ok(())
     }
 
     /// Makes sure op `id` has its Side (and an AcceptMulti its slots).
@@ -313,7 +371,8 @@ impl Iocp {
             Op::Connect(c) => {
                 let sock = c.sock.as_ref().expect("a connect owns its socket");
                 let raw = sock.as_raw_socket();
-                match prepare_connect(sock, c.addr).and_then(|()| self.adopt(raw)) {
+                // `submit` associated the socket.
+                match prepare_connect(sock, c.addr) {
                     // SAFETY: `side` stays put until the packet; the socket is owned by the op.
                     Ok(()) => unsafe { side.connect(&self.ext, raw, c.addr) }.into(),
                     Err(e) => Start::Done(Raw::done(Err(e))),
@@ -352,7 +411,7 @@ impl Iocp {
         let accepted = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
         table.complete(id, raw);
         if let Some(sock) = accepted {
-            self.fresh_sock(table, sock);
+            self.accepted_sock(table, sock);
         }
         let (sock, dir) = lane?;
         let next = self.lanes.finish(sock, dir, id)?;
@@ -376,6 +435,14 @@ impl Iocp {
         }
     }
 
+    /// `sock` was just accepted for the caller: a new socket, associated with no port yet (the
+    /// first port that runs an operation on it will be its port). Whatever this port recorded
+    /// under the same handle value was about a socket that is gone.
+    fn accepted_sock(&mut self, table: &mut OpTable, sock: RawSock) {
+        self.fresh_sock(table, sock);
+        self.lanes.sock(sock).extra.associated = false;
+    }
+
     /// The error of a call that ended with `status`: cancelled if its socket was closed through
     /// the port (the abort status varies) or the port is dropping.
     fn call_error(&self, side: &Side, status: NTSTATUS) -> io::Error {
@@ -393,6 +460,8 @@ impl Iocp {
         let sock: OwnedSocket = close.sock.take().expect("a close owns its socket");
         let raw = sock.as_raw_socket();
         let (heads, waiting) = self.lanes.drain(raw);
+        // The handle value may name another socket after this close.
+        self.lanes.sock(raw).extra.associated = false;
         for op in heads.into_iter().chain(waiting) {
             match side_of(table, op, 0) {
                 // closesocket aborts it; its packet ends it as cancelled.
@@ -411,10 +480,15 @@ impl Iocp {
         if packet.lpCompletionKey != win::IO_KEY || packet.lpOverlapped.is_null() {
             return; // the waker's packet: its only job was to end the wait
         }
-        // SAFETY: an IO_KEY packet's OVERLAPPED is the one of a Side of this port (sockets are
-        // associated only by `adopt`, and only our calls use OVERLAPPEDs on them). That Side is
-        // still allocated: its op stays in the table, and a leaked Side stays leaked, until its
-        // packet — this one — has been handled. The kernel is done with it.
+        // SAFETY: an IO_KEY packet's OVERLAPPED is the one of a ringport Side (sockets are
+        // associated with IO_KEY only by `associate_now`, and overlapped calls on a port's
+        // sockets come from ports). Normally it is one of this port's; the one case where
+        // another port's call reports here — a stale association record there (module docs) —
+        // brings that port's Side. Either way the Side is still allocated: a port keeps the Side
+        // of a call in the kernel until it handles that call's packet (or leaks it), and the
+        // port that issued this call gets no other packet for it. The kernel is done with it,
+        // and nobody writes the tag and slot while a call is out. A foreign Side then matches
+        // none of this port's ops (checked below) and is left alone.
         let (tag, slot) = unsafe { Side::header(packet.lpOverlapped) };
         let id = OpId::from_tag(tag);
         let Some(side) = side_of(table, id, slot) else {
@@ -511,7 +585,8 @@ impl Iocp {
             .ok_or_else(|| io::Error::other("accept without its listener"))?;
         let side = side_of(table, id, slot).ok_or_else(|| io::Error::other("accept slot gone"))?;
         let (sock, addr) = side.accepted(&self.ext, listener)?;
-        self.adopt(sock.as_raw_socket())?;
+        // Not associated: the first port that runs an operation on it will be its port.
+        win::set_nonblocking(sock.as_raw_socket())?;
         Ok(Raw {
             sock: Some(sock),
             addr: Some(addr),
@@ -548,7 +623,7 @@ impl Iocp {
                     let sock = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
                     table.complete(id, Raw { more: true, ..raw });
                     if let Some(sock) = sock {
-                        self.fresh_sock(table, sock);
+                        self.accepted_sock(table, sock);
                     }
                 }
                 Err(e) => self.end_multi(table, id, listener, e),
@@ -669,9 +744,7 @@ impl Driver for Iocp {
     }
 
     fn associate(&mut self, sock: RawSock) -> io::Result<()> {
-        self.adopt(sock)?;
-        win::quiet_udp_resets(sock);
-        Ok(())
+        self.associate_now(sock)
     }
 
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
@@ -697,8 +770,21 @@ impl Driver for Iocp {
         }
         let sock = entry.op.sock().expect("socket ops name their socket");
         let dir = Dir::of(kind).expect("socket ops have a direction");
-        if kind == OpKind::Connect {
+        let attached = if kind == OpKind::Connect {
+            // The op owns a live socket: ops queued under its handle value were for a socket
+            // gone. The caller may have associated it with this port (`Port::associate`), so
+            // the kernel is asked, as for `Port::associate`.
             self.fresh_sock(table, sock);
+            self.associate_now(sock)
+        } else {
+            // An accept's listener or a socket to read or write: associated with this port at
+            // its first op here (the association rule, module docs).
+            self.attach(sock)
+        };
+        if let Err(e) = attached {
+            // Never reached the kernel: ends at once, like any call that fails at once.
+            table.complete(id, Raw::done(Err(e)));
+            return Ok(());
         }
         if self.lanes.push(sock, dir, id) {
             self.run_lane(table, id);
@@ -811,5 +897,63 @@ impl Driver for Iocp {
             }
         }
         self.ending.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::op::private::Sealed;
+
+    fn driver() -> Iocp {
+        let settings = Settings {
+            queue_depth: 8,
+            pool: BufPool::new(64, 4),
+        };
+        Iocp::new(&settings).expect("an IOCP driver")
+    }
+
+    fn ours(driver: &mut Iocp, sock: RawSock) -> bool {
+        driver.lanes.sock(sock).extra.associated
+    }
+
+    /// The per-socket record of the association rule: set by an association, kept while the
+    /// socket lives, cleared when the port closes the socket — so that a new socket under the
+    /// same handle value is asked about afresh, never taken for this port's.
+    #[test]
+    fn association_records_follow_the_socket() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let raw = server.as_raw_socket();
+        let (mut first, mut second) = (driver(), driver());
+
+        // A socket no port has: the first port to ask gets it.
+        assert!(!ours(&mut first, raw));
+        first.attach(raw).unwrap();
+        assert!(ours(&mut first, raw));
+        // Asking again (with the kernel) is fine for the port that has it, an error for others.
+        first.associate_now(raw).unwrap();
+        for e in [second.associate_now(raw), second.attach(raw)] {
+            assert_eq!(e.unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+        assert!(!ours(&mut second, raw));
+
+        // Closed through the port: the record goes with the socket.
+        let mut table = OpTable::default();
+        let id = table.insert(crate::op::Close::new(server).into_op().0, 1);
+        first.submit(&mut table, id).unwrap();
+        assert!(matches!(
+            table.ready.pop_front().map(|c| c.outcome),
+            Some(crate::Outcome::Close(Ok(())))
+        ));
+        assert!(
+            !ours(&mut first, raw),
+            "a closed socket's record is cleared"
+        );
+
+        drop(client);
     }
 }

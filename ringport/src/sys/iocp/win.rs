@@ -66,6 +66,17 @@ fn wsa_check(ret: i32) -> io::Result<i32> {
     }
 }
 
+/// What [`CompletionPort::associate`] found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Associated {
+    /// The socket was associated with no port; it reports to this one from now on.
+    Now,
+    /// The kernel refused: the socket is associated with a completion port already — this one
+    /// or another, Windows does not say which. (A socket that cannot be associated at all, e.g.
+    /// one made without WSA_FLAG_OVERLAPPED, is refused the same way.)
+    Before,
+}
+
 /// The I/O completion port: `CreateIoCompletionPort(INVALID_HANDLE_VALUE, …)`.
 ///
 /// Shared (through an `Arc`) by the driver and its [`Waker`](super::Waker)s, so the handle is
@@ -96,28 +107,30 @@ impl CompletionPort {
     /// here from now on. Also asks the kernel not to signal the socket handle on every
     /// completion (nobody waits on it).
     ///
+    /// A socket can be associated with one completion port for its life; a second association
+    /// fails with ERROR_INVALID_PARAMETER, whichever port it was with: that is
+    /// [`Associated::Before`], and only the caller can tell (from its own records) whether the
+    /// port was this one.
+    ///
     /// FILE_SKIP_COMPLETION_PORT_ON_SUCCESS is deliberately not set: with it, a call that
     /// finishes at once queues no packet and the driver would complete the op inline — but with a
     /// non-IFS layered provider installed Windows may queue a packet anyway, and that packet would
     /// name an OVERLAPPED whose op the driver already freed. Without it every call that does not
     /// fail at once queues exactly one packet, and ops end in one place.
-    pub(crate) fn associate(&self, sock: RawSock) -> io::Result<()> {
+    pub(crate) fn associate(&self, sock: RawSock) -> io::Result<Associated> {
         let handle = socket(sock) as HANDLE;
         // SAFETY: no memory of ours is involved; a bad handle makes the call fail.
         let port = unsafe { CreateIoCompletionPort(handle, self.handle, IO_KEY, 0) };
         if port.is_null() {
             let e = io::Error::last_os_error();
             if e.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "the socket is already associated with a completion port",
-                ));
+                return Ok(Associated::Before);
             }
             return Err(e);
         }
         // SAFETY: flags only. A failure only costs an event signal per completion: ignored.
         unsafe { SetFileCompletionNotificationModes(handle, FILE_SKIP_SET_EVENT_ON_HANDLE as u8) };
-        Ok(())
+        Ok(Associated::Now)
     }
 
     /// Posts a packet with no OVERLAPPED that only wakes a blocked `dequeue`.
