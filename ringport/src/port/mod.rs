@@ -398,7 +398,12 @@ impl Port {
                 Some(Duration::ZERO)
             };
             let want = out.max - out.items.len();
-            let res = self.driver.wait(&mut self.table, want, wait_for);
+            let res = if out.items.is_empty() {
+                self.driver.wait(&mut self.table, want, wait_for)
+            } else {
+                // Completions are at hand: only pick up what else is ready.
+                self.driver.poll(&mut self.table, want)
+            };
             if sleeping {
                 self.posts.woke();
             }

@@ -31,6 +31,10 @@ use crate::port::{Backend, OpId, OpTable, out_of_buffers_error};
 
 const WAKE: Token = Token(usize::MAX);
 
+/// When the port already has completions to return, `epoll_wait` is skipped this many times in
+/// a row at most: sockets are still checked at least every `POLL_EVERY + 1` waits.
+const POLL_EVERY: u32 = 7;
+
 /// Completions one multishot op may produce for one socket before others get their turn.
 const STEP_BUDGET: usize = 32;
 
@@ -48,6 +52,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         pool: settings.pool.clone(),
         lanes: Lanes::default(),
         runnable: Vec::new(),
+        polls_skipped: 0,
         timers: Timers::default(),
     };
     Ok(Opened {
@@ -60,14 +65,17 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
 struct Epoll {
     poll: Poll,
     events: Events,
-    /// Readiness copied out of `events` so the handlers can borrow `self`.
-    ready_fds: Vec<(RawFd, bool, bool)>,
+    /// Readiness copied out of `events` so the handlers can borrow `self`: (fd, readable,
+    /// writable, peer closed).
+    ready_fds: Vec<(RawFd, bool, bool, bool)>,
     waker: Waker,
     pool: BufPool,
     /// Per-socket op queues and epoll state.
     lanes: Lanes<Flags>,
     /// Sockets whose queues must be run again without waiting for an edge.
     runnable: Vec<RawFd>,
+    /// `poll` calls in a row that skipped `epoll_wait`.
+    polls_skipped: u32,
     /// Pending timeouts: (deadline, op tag).
     timers: Timers,
 }
@@ -79,6 +87,8 @@ struct Flags {
     registered: bool,
     /// Already on the run-again list.
     runnable: bool,
+    /// epoll reported the peer's FIN (`EPOLLRDHUP`): read on to the end, no new edge will come.
+    read_closed: bool,
 }
 
 /// What one attempt at an op did.
@@ -87,6 +97,9 @@ enum Step {
     Done(Raw),
     /// A multishot op produced one result and goes on.
     More(Raw),
+    /// A multishot op produced one result and drained the socket (a short read): it goes on
+    /// at the socket's next edge, without a syscall just to hear `EAGAIN`.
+    MoreThenWait(Raw),
     /// The socket is not ready: wait for its next edge.
     Blocked,
 }
@@ -100,8 +113,9 @@ fn retry(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED)
 }
 
-/// Makes one attempt at `op` on socket `fd`.
-fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
+/// Makes one attempt at `op` on socket `fd`. `edge_follows`: the socket is registered and has
+/// not reported its peer's FIN, so any byte that arrives after a read raises a new edge.
+fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
     loop {
         let step = match op {
             Op::Accept(_) | Op::AcceptMulti(_) => match net::accept(fd) {
@@ -142,6 +156,7 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                 match net::recv(fd, buf.spare_mut()) {
                     Ok(0) => Step::Done(Raw::done(Ok(0))),
                     Ok(n) => {
+                        let drained = n < buf.spare_capacity();
                         buf.commit(n);
                         let raw = Raw {
                             buf: Some(buf),
@@ -149,6 +164,10 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                         };
                         if r.count(n) {
                             Step::Done(raw) // the limit is reached: this one is the last
+                        } else if drained && edge_follows {
+                            // A short read took all there was; more data (or the FIN) will
+                            // raise a new edge, so no second recv just to hear EAGAIN.
+                            Step::MoreThenWait(Raw { more: true, ..raw })
                         } else {
                             Step::More(Raw { more: true, ..raw })
                         }
@@ -218,7 +237,9 @@ impl Epoll {
     /// `fd` is a socket the kernel just created: ops still queued under that number belonged
     /// to a socket closed behind the port's back, and can never run.
     fn fresh_fd(&mut self, table: &mut OpTable, fd: RawFd) {
-        self.flags(fd).registered = false;
+        let flags = self.flags(fd);
+        flags.registered = false;
+        flags.read_closed = false;
         let (heads, waiting) = self.lanes.drain(fd);
         for id in heads.into_iter().chain(waiting) {
             table.complete(id, Raw::done(Err(closed_behind_our_back())));
@@ -257,10 +278,16 @@ impl Epoll {
                 self.lanes.finish(fd, dir, id);
                 continue;
             };
-            match attempt(&mut entry.op, fd, &self.pool) {
+            let flags = &self.lanes.sock(fd).extra;
+            let edge_follows = flags.registered && !flags.read_closed;
+            match attempt(&mut entry.op, fd, &self.pool, edge_follows) {
                 Step::Done(raw) => {
                     self.lanes.finish(fd, dir, id);
                     self.deliver(table, id, raw);
+                }
+                Step::MoreThenWait(raw) => {
+                    self.deliver(table, id, raw);
+                    return;
                 }
                 Step::More(raw) => {
                     self.deliver(table, id, raw);
@@ -280,6 +307,15 @@ impl Epoll {
                     return;
                 }
             }
+        }
+    }
+
+    /// Serves the sockets whose queues had to stop early (budget) or were left runnable.
+    fn run_runnable(&mut self, table: &mut OpTable) {
+        for fd in std::mem::take(&mut self.runnable) {
+            self.flags(fd).runnable = false;
+            self.run(table, fd, Dir::Read);
+            self.run(table, fd, Dir::Write);
         }
     }
 
@@ -303,6 +339,7 @@ impl Epoll {
             let raw = cancel_result(table, op);
             table.complete(op, raw);
         }
+        self.flags(fd).read_closed = false;
         if std::mem::take(&mut self.flags(fd).registered) {
             // The close below would drop the registration too; this keeps a dup'd fd quiet.
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -335,6 +372,7 @@ impl Driver for Epoll {
         if entry.is_idle() {
             // Registration is checked again lazily: a reused descriptor number starts afresh.
             entry.extra.registered = false;
+            entry.extra.read_closed = false;
         }
         Ok(())
     }
@@ -388,17 +426,24 @@ impl Driver for Epoll {
         Ok(())
     }
 
+    fn poll(&mut self, table: &mut OpTable, want: usize) -> io::Result<()> {
+        if self.polls_skipped < POLL_EVERY {
+            self.polls_skipped += 1;
+            self.run_runnable(table);
+            self.timers.fire(table);
+            return Ok(());
+        }
+        self.wait(table, want, Some(Duration::ZERO))
+    }
+
     fn wait(
         &mut self,
         table: &mut OpTable,
         _want: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        for fd in std::mem::take(&mut self.runnable) {
-            self.flags(fd).runnable = false;
-            self.run(table, fd, Dir::Read);
-            self.run(table, fd, Dir::Write);
-        }
+        self.polls_skipped = 0;
+        self.run_runnable(table);
         self.timers.fire(table);
 
         let timeout = if table.ready.is_empty() && self.runnable.is_empty() {
@@ -424,9 +469,13 @@ impl Driver for Epoll {
                 event.token().0 as RawFd,
                 failed || event.is_readable() || event.is_read_closed(),
                 failed || event.is_writable() || event.is_write_closed(),
+                event.is_read_closed(),
             ));
         }
-        for &(fd, readable, writable) in &ready {
+        for &(fd, readable, writable, read_closed) in &ready {
+            if read_closed {
+                self.flags(fd).read_closed = true;
+            }
             if readable {
                 self.run(table, fd, Dir::Read);
             }
