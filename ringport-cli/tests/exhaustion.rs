@@ -32,6 +32,16 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_nanos(ns)
 }
 
+/// Kills the server if the test ends early (a failed assertion must not leave it running).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether the server echoes a line on `s` within `wait`.
 fn echoes(s: &mut TcpStream, line: &[u8], wait: Duration) -> bool {
     s.set_read_timeout(Some(wait)).unwrap();
@@ -56,8 +66,9 @@ fn descriptor_exhaustion_backs_off_keeps_serving_and_recovers() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let pid = child.id();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut child = KillOnDrop(child);
+        let pid = child.0.id();
+        let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
         let addr: SocketAddr = first
@@ -68,7 +79,7 @@ fn descriptor_exhaustion_backs_off_keeps_serving_and_recovers() {
             .parse()
             .unwrap();
         let accept_failures = Arc::new(AtomicUsize::new(0));
-        let stderr = child.stderr.take().unwrap();
+        let stderr = child.0.stderr.take().unwrap();
         let counter = accept_failures.clone();
         let log = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
@@ -134,7 +145,7 @@ fn descriptor_exhaustion_backs_off_keeps_serving_and_recovers() {
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = child.0.try_wait().unwrap() {
                 break s;
             }
             assert!(
