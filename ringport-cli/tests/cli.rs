@@ -250,6 +250,16 @@ fn wrong_flags_and_unusable_addresses_fail_cleanly() {
         (&["launch-rockets"], "unrecognized subcommand"),
         (&["echo-client", "--retry", "many"], "invalid value"),
     ];
+    // A backend this operating system does not have.
+    #[cfg(unix)]
+    let cases = &[
+        cases,
+        &[(
+            &["echo-server", "--backend", "iocp", "--addr", "127.0.0.1:0"][..],
+            "iocp backend is not available on this operating system",
+        )][..],
+    ]
+    .concat();
     for (args, expect) in cases {
         let out = Command::new(BIN).args(*args).output().unwrap();
         let err = text(&out.stderr);
