@@ -55,7 +55,7 @@ fn echoes(s: &mut TcpStream, line: &[u8], wait: Duration) -> bool {
 #[test]
 fn descriptor_exhaustion_backs_off_keeps_serving_and_recovers() {
     for backend in ["uring", "epoll"] {
-        let mut child = Command::new("sh")
+        let child = Command::new("sh")
             .arg("-c")
             .arg(format!(
                 "ulimit -n 40 && exec {BIN} echo-server --addr 127.0.0.1:0 --codec line \
