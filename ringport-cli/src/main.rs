@@ -4,6 +4,7 @@
 //! - `ringport echo-client`: the tutorials' interactive echo client (and a verifying pipe).
 
 mod args;
+mod cpus;
 mod echo_client;
 mod echo_server;
 
