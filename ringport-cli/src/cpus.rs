@@ -22,6 +22,11 @@ impl CpuList {
         self.0.len()
     }
 
+    /// The CPU ids.
+    pub fn ids(&self) -> &[usize] {
+        &self.0
+    }
+
     /// Fails unless this process may run on every listed CPU.
     pub fn check_available(&self) -> Result<(), String> {
         let available = available();
@@ -96,8 +101,8 @@ mod tests {
 
     #[test]
     fn lists_parse_like_taskset() {
-        assert_eq!(parse("1").unwrap().to_string(), "1");
-        assert_eq!(parse("0, 2-4").unwrap().to_string(), "0,2,3,4");
+        assert_eq!(parse("1").unwrap().ids(), &[1]);
+        assert_eq!(parse("0, 2-4").unwrap().ids(), &[0, 2, 3, 4]);
         assert_eq!(parse("3,1").unwrap().nth(3), 1);
         assert_eq!(parse("0-1").unwrap().to_string(), "0,1");
         for bad in ["", "a", "2-1", "1,1", "0-", "-3"] {
