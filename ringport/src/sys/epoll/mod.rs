@@ -79,6 +79,20 @@ struct Flags {
     registered: bool,
     /// Already on the run-again list.
     runnable: bool,
+    /// A byte stream (asked once per socket, at its first multishot recv).
+    stream: Option<bool>,
+    /// An edge reported the peer's FIN (`EPOLLRDHUP`/`EPOLLHUP`) or an error: no further edge
+    /// will come, so reads go on until the socket says so.
+    read_closed: bool,
+}
+
+impl Flags {
+    /// Forgets what was learnt about the socket that had this descriptor number before.
+    fn reset(&mut self) {
+        self.registered = false;
+        self.stream = None;
+        self.read_closed = false;
+    }
 }
 
 /// What one attempt at an op did.
@@ -89,6 +103,9 @@ enum Step {
     More(Raw),
     /// The socket is not ready: wait for its next edge.
     Blocked,
+    /// A multishot op produced one result and goes on, but the socket is drained: wait for its
+    /// next edge.
+    Drained(Raw),
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -100,8 +117,9 @@ fn retry(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED)
 }
 
-/// Makes one attempt at `op` on socket `fd`.
-fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
+/// Makes one attempt at `op` on socket `fd`. `stop_short`: a short read has drained the socket
+/// (a stream whose FIN has not been reported).
+fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, stop_short: bool) -> Step {
     loop {
         let step = match op {
             Op::Accept(_) | Op::AcceptMulti(_) => match net::accept(fd) {
@@ -139,6 +157,7 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                 let Some(mut buf) = pool.get() else {
                     return Step::Done(Raw::done(Err(out_of_buffers_error())));
                 };
+                let room = buf.spare_capacity();
                 match net::recv(fd, buf.spare_mut()) {
                     Ok(0) => Step::Done(Raw::done(Ok(0))),
                     Ok(n) => {
@@ -149,6 +168,8 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool) -> Step {
                         };
                         if r.count(n) {
                             Step::Done(raw) // the limit is reached: this one is the last
+                        } else if stop_short && n < room {
+                            Step::Drained(Raw { more: true, ..raw })
                         } else {
                             Step::More(Raw { more: true, ..raw })
                         }
@@ -218,7 +239,7 @@ impl Epoll {
     /// `fd` is a socket the kernel just created: ops still queued under that number belonged
     /// to a socket closed behind the port's back, and can never run.
     fn fresh_fd(&mut self, table: &mut OpTable, fd: RawFd) {
-        self.flags(fd).registered = false;
+        self.flags(fd).reset();
         let (heads, waiting) = self.lanes.drain(fd);
         for id in heads.into_iter().chain(waiting) {
             table.complete(id, Raw::done(Err(closed_behind_our_back())));
@@ -249,6 +270,12 @@ impl Epoll {
         }
     }
 
+    /// Whether a short read on `fd` has drained it (see [`Flags`]).
+    fn stops_short(&mut self, fd: RawFd) -> bool {
+        let flags = self.flags(fd);
+        !flags.read_closed && *flags.stream.get_or_insert_with(|| net::is_stream(fd))
+    }
+
     /// Serves `fd`'s lane `dir` until it is empty, blocked, or out of budget.
     fn run(&mut self, table: &mut OpTable, fd: RawFd, dir: Dir) {
         let mut budget = STEP_BUDGET;
@@ -257,7 +284,8 @@ impl Epoll {
                 self.lanes.finish(fd, dir, id);
                 continue;
             };
-            match attempt(&mut entry.op, fd, &self.pool) {
+            let stop_short = matches!(entry.op, Op::RecvMulti(_)) && self.stops_short(fd);
+            match attempt(&mut entry.op, fd, &self.pool, stop_short) {
                 Step::Done(raw) => {
                     self.lanes.finish(fd, dir, id);
                     self.deliver(table, id, raw);
@@ -273,6 +301,15 @@ impl Epoll {
                 Step::Blocked => {
                     if let Err(e) = self.register(fd) {
                         // Not pollable (or the registration failed): the op cannot wait.
+                        self.lanes.finish(fd, dir, id);
+                        table.complete(id, Raw::done(Err(e)));
+                        continue;
+                    }
+                    return;
+                }
+                Step::Drained(raw) => {
+                    self.deliver(table, id, raw);
+                    if let Err(e) = self.register(fd) {
                         self.lanes.finish(fd, dir, id);
                         table.complete(id, Raw::done(Err(e)));
                         continue;
@@ -334,7 +371,7 @@ impl Driver for Epoll {
         let entry = self.lanes.sock(sock);
         if entry.is_idle() {
             // Registration is checked again lazily: a reused descriptor number starts afresh.
-            entry.extra.registered = false;
+            entry.extra.reset();
         }
         Ok(())
     }
@@ -420,8 +457,12 @@ impl Driver for Epoll {
                 continue;
             }
             let failed = event.is_error();
+            let fd = event.token().0 as RawFd;
+            if failed || event.is_read_closed() {
+                self.lanes.sock(fd).extra.read_closed = true;
+            }
             ready.push((
-                event.token().0 as RawFd,
+                fd,
                 failed || event.is_readable() || event.is_read_closed(),
                 failed || event.is_writable() || event.is_write_closed(),
             ));

@@ -101,6 +101,24 @@ pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
 
+/// Whether a socket is a byte stream (`SOCK_STREAM`), where a read that returns fewer bytes
+/// than asked for has drained what was there.
+pub(crate) fn is_stream(fd: RawFd) -> bool {
+    let mut ty: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` (= size of `ty`) bytes into `ty`.
+    let res = unsafe {
+        syscall!(getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&raw mut ty).cast(),
+            &mut len
+        ))
+    };
+    res.is_ok() && ty == libc::SOCK_STREAM
+}
+
 /// Whether a socket is connected (it has a peer).
 pub(crate) fn is_connected(fd: RawFd) -> bool {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::uninit();
