@@ -93,6 +93,7 @@ const RUN_FIELDS: &[&str] = &[
     "client.cpu_s",
     "client.cpu_percent",
     "server_stats",
+    "others_cpu_percent",
     "behind",
     "notes",
 ];

@@ -123,6 +123,20 @@ pub fn section(report: &Report) -> String {
             .unwrap_or_default(),
         s.repeat,
     );
+    let timed: Vec<f64> = report
+        .runs
+        .iter()
+        .filter(|r| !r.perf_round)
+        .filter_map(|r| r.others_cpu_percent)
+        .collect();
+    if let Some(noise) = Stat::of(timed) {
+        let _ = writeln!(
+            out,
+            "Noise: other processes used {:.0}% of one CPU during the median measured window \
+             ({:.0}–{:.0}% over the runs).\n",
+            noise.median, noise.min, noise.max
+        );
+    }
     let sum = &report.summary;
     let ratio_thr: &Pick<f64> = &|s| s.vs_baseline.as_ref().and_then(|r| r.msgs_per_s);
     let ratio_cpu: &Pick<f64> = &|s| s.vs_baseline.as_ref().and_then(|r| r.cpu_us_per_msg);

@@ -295,6 +295,7 @@ pub fn summarize(m: &Matrix, runs: &[Run], baseline: Option<&str>) -> Vec<Summar
                         .filter_map(side)
                         .filter_map(|s| s.rss_bytes.map(|b| b as f64)),
                 ),
+                others_cpu_percent: Stat::of(timed.iter().filter_map(|r| r.others_cpu_percent)),
                 syscalls_per_msg: Stat::of(
                     mine.iter()
                         .filter_map(side)

@@ -23,6 +23,23 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(total)
 }
 
+/// CPU time the whole machine has been busy, in ns: every CPU's non-idle time from the first
+/// line of `/proc/stat` (in USER_HZ ticks, which Linux fixes at 100 per second for user space).
+#[cfg(target_os = "linux")]
+pub fn machine_busy_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let busy: u64 = ticks.iter().take(8).sum::<u64>() - ticks.get(3)? - ticks.get(4)?;
+    Some(busy * 10_000_000)
+}
+
 /// Resident memory of `pid` in bytes (`VmRSS` of `/proc/PID/status`).
 #[cfg(target_os = "linux")]
 pub fn rss_bytes(pid: u32) -> Option<u64> {
@@ -59,6 +76,12 @@ pub fn cpu_ns(_pid: u32) -> Option<u64> {
     None
 }
 
+/// Machine busy time (elsewhere: not known).
+#[cfg(not(target_os = "linux"))]
+pub fn machine_busy_ns() -> Option<u64> {
+    None
+}
+
 /// Resident memory (elsewhere: not known).
 #[cfg(not(target_os = "linux"))]
 pub fn rss_bytes(_pid: u32) -> Option<u64> {
@@ -92,6 +115,7 @@ mod tests {
         let me = std::process::id();
         assert!(cpu_ns(me).unwrap() > 0);
         assert!(rss_bytes(me).unwrap() > 0);
+        assert!(machine_busy_ns().unwrap() > 0);
         assert!(open_fds(me).unwrap() >= 3);
         let (lo, hi) = ephemeral_ports().unwrap();
         assert!(lo < hi);

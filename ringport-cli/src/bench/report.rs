@@ -110,6 +110,9 @@ pub struct Run {
     pub client: ClientSide,
     /// Null when the server's process is not known (`--addr` without `--server-pid`).
     pub server_stats: Option<ServerSide>,
+    /// CPU the rest of the machine used during the window (busy time less the bench and the
+    /// server), in % of one CPU: the noise the run shared the machine with.
+    pub others_cpu_percent: Option<f64>,
     /// Fixed rate: messages dropped from the schedule because the client fell too far behind.
     pub behind: u64,
     /// The first distinct error messages.
@@ -223,6 +226,8 @@ pub struct Summary {
     pub cpu_us_per_msg: Option<Stat>,
     pub p99_us: Option<Stat>,
     pub rss_bytes: Option<Stat>,
+    /// Other processes' CPU during the timed runs, % of one CPU.
+    pub others_cpu_percent: Option<Stat>,
     /// From the perf round(s) (median if several).
     pub syscalls_per_msg: Option<f64>,
     pub errors: u64,
@@ -364,6 +369,8 @@ pub fn table(runs: &[Run]) -> String {
                 opt(s.and_then(|s| s.cpu_us_per_msg), 2),
                 s.and_then(|s| s.rss_bytes).map_or("-".into(), mib),
                 opt(s.and_then(|s| s.syscalls_per_msg), 3),
+                r.others_cpu_percent
+                    .map_or("-".into(), |p| format!("{p:.0}%")),
             ]
         })
         .collect();

@@ -43,6 +43,7 @@ struct Mark {
     counts: Counts,
     client_cpu: Option<u64>,
     server_cpu: Option<u64>,
+    machine_busy: Option<u64>,
 }
 
 impl Mark {
@@ -53,6 +54,7 @@ impl Mark {
             counts: load.counts(),
             client_cpu: procfs::cpu_ns(std::process::id()),
             server_cpu: pid.and_then(procfs::cpu_ns),
+            machine_busy: procfs::machine_busy_ns(),
         }
     }
 }
@@ -200,8 +202,14 @@ pub fn run(spec: Spec) -> Result<Run, String> {
     let errors = Errors::from(c);
     let delta = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?) as f64 / 1e9);
     let client_cpu = delta(before.client_cpu, after.client_cpu);
+    let server_cpu = delta(before.server_cpu, after.server_cpu);
+    // What the rest of the machine used meanwhile: busy time less this process and the server.
+    let others = delta(before.machine_busy, after.machine_busy).and_then(|busy| {
+        let ours = client_cpu? + if pid.is_some() { server_cpu? } else { 0.0 };
+        Some(((busy - ours) / seconds * 100.0).max(0.0))
+    });
     let server_stats = pid.map(|pid| {
-        let cpu_s = delta(before.server_cpu, after.server_cpu);
+        let cpu_s = server_cpu;
         let (syscalls, syscalls_per_msg, perf_note) = match syscalls {
             Some(Ok(s)) => {
                 let per_msg = if s.seconds > 0.0 && msgs_per_s > 0.0 {
@@ -247,6 +255,7 @@ pub fn run(spec: Spec) -> Result<Run, String> {
             cpu_percent: client_cpu.map(|s| s / seconds * 100.0),
         },
         server_stats,
+        others_cpu_percent: others,
         behind: c.behind,
         notes: finished.notes,
     })
