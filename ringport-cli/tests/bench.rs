@@ -420,6 +420,8 @@ fn compare_interleaves_servers_and_gives_ratios() {
         md.contains("| conns | size | uring | epoll | uring ÷ epoll |"),
         "{md}"
     );
+    assert!(md.contains("closed loop"), "{md}");
+    assert!(!md.contains("Syscalls per echo"), "perf was off: {md}");
 }
 
 #[test]

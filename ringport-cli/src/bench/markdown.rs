@@ -102,8 +102,8 @@ pub fn section(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Made by `{}` on {} CPUs ({} {}{}). Servers on CPUs {} ({} workers), load on CPUs {} \
-         ({} client threads). Each run: {:.1} s warmup, then {}. {} rounds, interleaved cell by \
-         cell (the servers' order rotates); medians, with ±half the max–min spread of the \
+         ({} client threads). Each run: {:.1} s warmup, then {}{}. {} rounds, interleaved cell \
+         by cell (the servers' order rotates); medians, with ±half the max–min spread of the \
          rounds.\n",
         report.command,
         m.cpus,
@@ -121,6 +121,11 @@ pub fn section(report: &Report) -> String {
             .map(|d| format!("{d:.1} s measured"))
             .or(s.count.map(|n| format!("{n} messages measured")))
             .unwrap_or_default(),
+        s.rate.map_or(", closed loop".into(), |r| format!(
+            " at a fixed offered load of {} messages/s (latency from each message's intended \
+             send time)",
+            report::grouped(r)
+        )),
         s.repeat,
     );
     let timed: Vec<f64> = report
@@ -168,15 +173,20 @@ pub fn section(report: &Report) -> String {
             None,
             None,
         );
-        out.push_str("**Syscalls per echo** (server side, `perf stat -e raw_syscalls:sys_enter`, own round):\n\n");
-        table(
-            &mut out,
-            sum,
-            &|s| s.syscalls_per_msg,
-            &|v| format!("{v:.3}"),
-            None,
-            None,
-        );
+        if sum.iter().any(|s| s.syscalls_per_msg.is_some()) {
+            out.push_str(
+                "**Syscalls per echo** (server side, `perf stat -e raw_syscalls:sys_enter`, own \
+                 round):\n\n",
+            );
+            table(
+                &mut out,
+                sum,
+                &|s| s.syscalls_per_msg,
+                &|v| format!("{v:.3}"),
+                None,
+                None,
+            );
+        }
     }
     if !report.idle_summary.is_empty() {
         let n = report.idle_summary[0].conns;
