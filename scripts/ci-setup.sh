@@ -4,6 +4,8 @@ set -euo pipefail
 
 need_apt=()
 command -v valgrind >/dev/null || need_apt+=(valgrind)
+# `ringport bench --chart` draws its text with DejaVu Sans (tests/bench.rs draws a chart).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"

@@ -10,6 +10,7 @@ use ringport::BackendChoice;
 use ringport::server::{AcceptMode, CloseReason, CodecKind, Echo, Limits, Server, ServerHandle};
 
 use crate::args;
+use crate::cpus::{self, CpuList};
 
 /// `ringport echo-server` options.
 #[derive(clap::Args, Debug)]
@@ -17,9 +18,13 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:7000")]
     addr: SocketAddr,
-    /// Worker threads, each with its own completion port [default: one per CPU].
+    /// Worker threads, each with its own completion port [default: one per listed --cpus,
+    /// else one per CPU].
     #[arg(long)]
     workers: Option<usize>,
+    /// Pin the workers to these CPUs, worker i to the i-th listed (in turn), e.g. 1 or 0,2-3.
+    #[arg(long, value_parser = cpus::parse)]
+    cpus: Option<CpuList>,
     /// Kernel backend: auto (io_uring if the kernel allows it, else epoll; IOCP on Windows),
     /// uring, epoll or iocp.
     #[arg(long, default_value = "auto")]
@@ -78,8 +83,16 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
         .backend(args.backend)
         .codec_kind(args.codec)
         .limits(limits);
-    if let Some(n) = args.workers {
+    if let Some(n) = args.workers.or(args.cpus.as_ref().map(CpuList::len)) {
         builder = builder.workers(n);
+    }
+    if let Some(list) = args.cpus.clone() {
+        list.check_available()?;
+        builder = builder.on_worker_start(move |index| {
+            if let Err(e) = cpus::pin_current(list.nth(index)) {
+                tracing::warn!("worker {index}: {e}");
+            }
+        });
     }
     if let Some(mode) = args.accept {
         builder = builder.accept_mode(mode);
@@ -91,8 +104,12 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
         None => None,
     };
     let server = builder.serve(|_| Echo)?;
+    let pinned = args
+        .cpus
+        .as_ref()
+        .map_or(String::new(), |list| format!(" on CPUs {list}"));
     println!(
-        "ringport echo-server listening on {} (backend {}, {} workers, codec {})",
+        "ringport echo-server listening on {} (backend {}, {} workers{pinned}, codec {})",
         server.local_addr(),
         server.backend(),
         server.workers(),

@@ -2,8 +2,12 @@
 //!
 //! - `ringport echo-server`: the tutorials' echo server, on the ringport server framework.
 //! - `ringport echo-client`: the tutorials' interactive echo client (and a verifying pipe).
+//! - `ringport bench`: a verifying load generator for echo servers (throughput, latency, server
+//!   CPU, memory and syscalls; matrices and side-by-side comparisons).
 
 mod args;
+mod bench;
+mod cpus;
 mod echo_client;
 mod echo_server;
 
@@ -28,6 +32,8 @@ enum Command {
     EchoServer(echo_server::Args),
     /// Send lines (typed, or piped on stdin) to an echo server and print what comes back.
     EchoClient(echo_client::Args),
+    /// Load-test an echo server, verifying every echoed byte; measure and compare servers.
+    Bench(Box<bench::Args>),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::EchoServer(args) => echo_server::run(args),
         Command::EchoClient(args) => echo_client::run(args),
+        Command::Bench(args) => bench::run(*args),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@ on_every_backend!(
     peer_reset_mid_recv_is_an_error,
     orderly_close_is_a_zero_byte_recv,
     multishot_recv_ends_with_zero_on_close,
+    a_fin_right_behind_data_ends_a_multishot_recv,
     udp_round_trip,
     timeouts_fire_relative_and_absolute,
     cancel_pending_recv_returns_buffer,
@@ -246,6 +247,66 @@ fn multishot_recv_ends_with_zero_on_close(b: Backend) {
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(h.port.pool().in_use(), 0);
+}
+
+/// Reads what multishot receive `token` delivers until its final completion; returns the bytes
+/// and the final completion's count (0: the end of the stream).
+fn recv_until_last(h: &mut Harness, token: u64) -> (Vec<u8>, usize) {
+    let mut got = Vec::new();
+    loop {
+        let c = h.next_for(token);
+        let Outcome::RecvMulti { result, buf } = c.outcome else {
+            panic!("{:?}", c.outcome)
+        };
+        let n = result.unwrap();
+        if let Some(buf) = buf {
+            got.extend_from_slice(&buf);
+        }
+        if !c.more {
+            return (got, n);
+        }
+    }
+}
+
+/// A FIN right behind data raises no readiness edge of its own. A multishot receive that stops
+/// at a short read (epoll: the socket is drained) must still see it: armed when both arrive,
+/// and armed only after their edge was taken.
+fn a_fin_right_behind_data_ends_a_multishot_recv(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+
+    let (mut client, server) = h.pair(&l);
+    h.port.submit(op::RecvMulti::new(&server), 1).unwrap();
+    client.write_all(b"ab").unwrap();
+    let first = h.next_for(1);
+    assert!(first.more);
+    client.write_all(b"cd").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = match first.outcome {
+        Outcome::RecvMulti { buf, .. } => buf.unwrap().to_vec(),
+        other => panic!("{other:?}"),
+    };
+    got.extend(recv_until_last(&mut h, 1).0);
+    assert_eq!(got, b"abcd");
+
+    let (mut client, server) = h.pair(&l);
+    h.port
+        .submit(op::RecvMulti::new(&server).limit(2), 2)
+        .unwrap();
+    client.write_all(b"ab").unwrap();
+    let (got, last) = recv_until_last(&mut h, 2);
+    assert_eq!(
+        (&got[..], last > 0),
+        (&b"ab"[..], true),
+        "ended at its limit"
+    );
+    client.write_all(b"cd").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    // Their edge comes while no receive is armed.
+    assert!(h.drain_for(Duration::from_millis(100)).is_empty());
+    h.port.submit(op::RecvMulti::new(&server), 3).unwrap();
+    assert_eq!(recv_until_last(&mut h, 3), (b"cd".to_vec(), 0));
     assert_eq!(h.port.pool().in_use(), 0);
 }
 

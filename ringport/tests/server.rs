@@ -508,3 +508,27 @@ fn shutdown_closes_everyone_and_counts_it(b: Backend) {
         assert!(closed_by_peer(c));
     }
 }
+
+/// The worker-start hook runs once on every worker thread, with its index, before it serves.
+#[test]
+fn worker_start_hook_runs_on_every_worker() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook_seen = seen.clone();
+    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+        .workers(3)
+        .on_worker_start(move |index| {
+            let name = std::thread::current().name().map(str::to_owned);
+            hook_seen.lock().unwrap().push((index, name));
+        })
+        .serve(|_| Echo)
+        .unwrap();
+    let mut c = client(server.local_addr());
+    echo_round(&mut c, CodecKind::Raw, b"hooked");
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected: Vec<(usize, Option<String>)> = (0..3)
+        .map(|i| (i, Some(format!("ringport-worker-{i}"))))
+        .collect();
+    assert_eq!(seen, expected);
+}

@@ -127,7 +127,11 @@ pub struct ServerBuilder {
     queue_depth: u32,
     #[cfg(feature = "fault-injection")]
     faults: Option<crate::port::Faults>,
+    on_worker_start: Option<Arc<WorkerStart>>,
 }
+
+/// A hook run on each worker thread as it starts (see [`ServerBuilder::on_worker_start`]).
+type WorkerStart = dyn Fn(usize) + Send + Sync;
 
 impl fmt::Debug for ServerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,6 +161,7 @@ impl ServerBuilder {
             queue_depth: 1024,
             #[cfg(feature = "fault-injection")]
             faults: None,
+            on_worker_start: None,
         }
     }
 
@@ -213,6 +218,13 @@ impl ServerBuilder {
     /// Submission queue size of every worker's port.
     pub fn queue_depth(mut self, entries: u32) -> ServerBuilder {
         self.queue_depth = entries;
+        self
+    }
+
+    /// Runs `f(index)` on every worker thread as it starts, before the worker creates its port:
+    /// e.g. to pin worker `index` to a CPU (the tokio runtime's `on_thread_start`).
+    pub fn on_worker_start(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> ServerBuilder {
+        self.on_worker_start = Some(Arc::new(f));
         self
     }
 
@@ -289,9 +301,13 @@ impl ServerBuilder {
             let budget = budget.clone();
             let factory = factory.clone();
             let shared_w = shared.clone();
+            let on_start = self.on_worker_start.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ringport-worker-{index}"))
                 .spawn(move || -> io::Result<()> {
+                    if let Some(f) = on_start {
+                        f(index);
+                    }
                     let port = match port_builder.build() {
                         Ok(port) => port,
                         Err(e) => {
