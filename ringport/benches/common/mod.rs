@@ -79,6 +79,7 @@ impl Drop for Watchdog {
 }
 
 #[cfg(target_os = "linux")]
+#[allow(unused_imports)]
 pub use linux::*;
 
 #[cfg(target_os = "linux")]

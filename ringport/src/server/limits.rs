@@ -12,9 +12,11 @@ pub struct Limits {
     /// Largest frame payload a client may send; a larger one closes that connection
     /// ([`CloseReason::FrameTooLarge`](super::CloseReason::FrameTooLarge)). Default 1 MiB.
     pub max_frame: usize,
-    /// A connection with no progress (nothing received, nothing sent) for this long is closed
-    /// ([`CloseReason::IdleTimeout`](super::CloseReason::IdleTimeout)). `None`: never.
-    /// Default 60 s.
+    /// A connection with no progress for this long is closed
+    /// ([`CloseReason::IdleTimeout`](super::CloseReason::IdleTimeout)). Progress is a whole
+    /// frame received or bytes sent: bytes of a frame that never completes are not, so a client
+    /// that trickles a byte now and then (slowloris) is closed like a silent one, and a frame
+    /// must arrive whole within this time of the last progress. `None`: never. Default 60 s.
     pub idle_timeout: Option<Duration>,
     /// Bytes a connection may have queued for sending; more closes it
     /// ([`CloseReason::Limit`](super::CloseReason::Limit)). Default 4 MiB. The server stops

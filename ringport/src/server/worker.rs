@@ -388,7 +388,6 @@ where
 
     fn on_recv(&mut self, key: u32, more: bool, result: io::Result<usize>, buf: Option<Buf>) {
         let counters = self.env.counters.clone();
-        let ticks = self.env.timers.ticks;
         let conn = &mut self.conns[key as usize];
         if !more {
             conn.recv = None;
@@ -396,7 +395,8 @@ where
         match (result, buf) {
             (Ok(n), Some(buf)) if n > 0 => {
                 WorkerCounters::add(&counters.bytes_in, n as u64);
-                conn.last_active = ticks;
+                // Bytes alone are not progress (a slowloris trickles them); a whole frame is,
+                // and `deliver` marks it.
                 if conn.ending.is_none() {
                     // While paused this only stashes the bytes (they arrived before the
                     // receive could be stopped); they are decoded once the queue drains.
@@ -468,6 +468,7 @@ where
             match frames.next_frame(&*codec, max_frame) {
                 Ok(Some(payload)) => {
                     WorkerCounters::add(&env.counters.frames_in, 1);
+                    conn.last_active = env.timers.ticks;
                     call_handler(index, key, conn, env, |h, cx| h.on_frame(cx, payload));
                 }
                 Ok(None) => break,
