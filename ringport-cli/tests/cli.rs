@@ -4,91 +4,20 @@
 //! On Windows (run under Wine by `scripts/test-windows.sh`) what stops the server with SIGTERM
 //! is left out (`#[cfg(unix)]`); the script's smoke test stops one with Ctrl-C instead.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+use common::{BIN, ServerProc, backends, free_port, text};
 #[cfg(unix)]
 use std::{
     sync::Arc,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Instant,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_ringport");
-
-/// The backends this build has, by the names `--backend` takes.
-fn backends() -> impl Iterator<Item = &'static str> {
-    ringport::Backend::compiled().iter().map(|b| b.name())
-}
-
-/// A running `ringport echo-server`, killed when dropped.
-struct ServerProc {
-    child: Child,
-    addr: SocketAddr,
-    /// The rest of its stdout, which `terminate` reads.
-    #[cfg_attr(not(unix), allow(dead_code))]
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl ServerProc {
-    fn start(args: &[&str]) -> ServerProc {
-        ServerProc::start_with(Command::new(BIN), args)
-    }
-
-    fn start_with(mut cmd: Command, args: &[&str]) -> ServerProc {
-        let mut child = cmd
-            .arg("echo-server")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ringport");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .split_whitespace()
-            .skip_while(|w| *w != "on")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .parse()
-            .unwrap();
-        ServerProc {
-            child,
-            addr,
-            stdout,
-        }
-    }
-
-    /// SIGTERM, then the exit status and the rest of stdout.
-    #[cfg(unix)]
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not exit on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut rest = String::new();
-        self.stdout.read_to_string(&mut rest).unwrap();
-        (status, rest)
-    }
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn client(args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new(BIN)
@@ -107,17 +36,6 @@ fn client(args: &[&str], input: &[u8]) -> Output {
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     out
-}
-
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]

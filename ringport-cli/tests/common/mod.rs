@@ -1,0 +1,104 @@
+//! What the binary's integration tests share: the `ringport` executable, a running echo server
+//! process, free loopback ports.
+
+#![allow(dead_code)] // each test crate uses its own part
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringport");
+
+/// The backends this build has, by the names `--backend` takes.
+pub fn backends() -> impl Iterator<Item = &'static str> {
+    ringport::Backend::compiled().iter().map(|b| b.name())
+}
+
+/// A running `ringport echo-server`, killed when dropped.
+pub struct ServerProc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The rest of its stdout, which `terminate` reads.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl ServerProc {
+    pub fn start(args: &[&str]) -> ServerProc {
+        ServerProc::start_with(Command::new(BIN), args)
+    }
+
+    pub fn start_with(mut cmd: Command, args: &[&str]) -> ServerProc {
+        let mut child = cmd
+            .arg("echo-server")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ringport");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .split_whitespace()
+            .skip_while(|w| *w != "on")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .parse()
+            .unwrap();
+        ServerProc {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of stdout.
+    #[cfg(unix)]
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        use std::io::Read;
+        use std::time::{Duration, Instant};
+
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not exit on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        (status, rest)
+    }
+}
+
+impl ServerProc {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
