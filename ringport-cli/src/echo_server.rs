@@ -38,7 +38,8 @@ pub struct Args {
     /// Largest frame a client may send (e.g. 64KiB); a larger one closes that client.
     #[arg(long, default_value = "1MiB", value_parser = args::bytes)]
     max_frame: usize,
-    /// Close connections idle this long (e.g. 30s, 500ms), or "off".
+    /// Close connections without progress (a whole frame in, or bytes out) this long (e.g. 30s,
+    /// 500ms), or "off".
     #[arg(long, default_value = "60s", value_parser = args::optional_duration)]
     idle_timeout: args::MaybeDuration,
     /// Bytes a connection may have queued for sending before it is closed.
