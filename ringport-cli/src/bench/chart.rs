@@ -4,6 +4,7 @@
 //! Text needs a TrueType font, read at run time (DejaVu Sans by default; `--chart-font`).
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use plotters::prelude::*;
 
@@ -22,8 +23,10 @@ pub fn load_font(path: &Path) -> Result<(), String> {
             path.display()
         )
     })?;
-    // plotters keeps fonts for the life of the process.
-    let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    // plotters keeps fonts for the life of the process: hold them in a static (one chart font
+    // per process), so they stay reachable rather than leaked.
+    static FONT: OnceLock<Box<[u8]>> = OnceLock::new();
+    let bytes: &'static [u8] = FONT.get_or_init(|| bytes.into_boxed_slice());
     plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
         .map_err(|_| format!("{} is not a font the chart can use", path.display()))
 }
