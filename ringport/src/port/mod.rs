@@ -496,3 +496,52 @@ impl fmt::Debug for Port {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::op;
+    use std::net::{TcpListener, TcpStream};
+
+    /// Many connections ending at once, collected in small batches: the port's queue of ready
+    /// completions stays within one kernel batch (1,024 events) plus one caller batch, instead
+    /// of growing with every poll while the caller's batch is full. (The sockets come from std's
+    /// blocking `accept`: the port makes them non-blocking itself.)
+    #[test]
+    fn a_burst_of_completions_does_not_grow_the_ready_queue() {
+        const CONNS: usize = 2000;
+        const BATCH: usize = 8;
+        for &backend in Backend::compiled() {
+            let mut port = Port::builder().backend(backend).build().unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut clients = Vec::with_capacity(CONNS);
+            let mut servers = Vec::with_capacity(CONNS);
+            for i in 0..CONNS {
+                clients.push(TcpStream::connect(addr).unwrap());
+                let (server, _) = listener.accept().unwrap();
+                port.submit(op::RecvMulti::new(&server), i as u64).unwrap();
+                servers.push(server);
+            }
+            let mut batch = Completions::with_capacity(BATCH);
+            port.wait(&mut batch, Some(Duration::from_millis(50)))
+                .unwrap();
+            assert_eq!(batch.len(), 0, "{backend}: nothing has happened yet");
+            drop(clients); // every connection ends at once
+            let mut ended = 0;
+            let mut peak = 0;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while ended < CONNS {
+                assert!(Instant::now() < deadline, "{backend}: {ended} ended");
+                port.wait(&mut batch, Some(Duration::from_millis(100)))
+                    .unwrap();
+                ended += batch.iter().filter(|c| !c.more).count();
+                peak = peak.max(port.table.ready.len());
+            }
+            assert!(
+                peak <= 1024 + BATCH,
+                "{backend}: {peak} completions queued at once"
+            );
+        }
+    }
+}

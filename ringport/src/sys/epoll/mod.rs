@@ -89,6 +89,9 @@ struct Flags {
     runnable: bool,
     /// epoll reported the peer's FIN (`EPOLLRDHUP`): read on to the end, no new edge will come.
     read_closed: bool,
+    /// Made non-blocking by this port. Ops are attempted before any readiness, so a blocking
+    /// socket (std's `accept` makes them) would block the port's thread in that attempt.
+    nonblocking: bool,
 }
 
 /// What one attempt at an op did.
@@ -240,6 +243,7 @@ impl Epoll {
         let flags = self.flags(fd);
         flags.registered = false;
         flags.read_closed = false;
+        flags.nonblocking = false;
         let (heads, waiting) = self.lanes.drain(fd);
         for id in heads.into_iter().chain(waiting) {
             table.complete(id, Raw::done(Err(closed_behind_our_back())));
@@ -323,6 +327,8 @@ impl Epoll {
         if let Some(sock) = &raw.sock {
             use std::os::fd::AsRawFd;
             self.fresh_fd(table, sock.as_raw_fd());
+            // Accepted with SOCK_NONBLOCK.
+            self.flags(sock.as_raw_fd()).nonblocking = true;
         }
         table.complete(id, raw);
     }
@@ -340,6 +346,7 @@ impl Epoll {
             table.complete(op, raw);
         }
         self.flags(fd).read_closed = false;
+        self.flags(fd).nonblocking = false;
         if std::mem::take(&mut self.flags(fd).registered) {
             // The close below would drop the registration too; this keeps a dup'd fd quiet.
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
@@ -374,6 +381,7 @@ impl Driver for Epoll {
             entry.extra.registered = false;
             entry.extra.read_closed = false;
         }
+        entry.extra.nonblocking = true;
         Ok(())
     }
 
@@ -405,6 +413,12 @@ impl Driver for Epoll {
         let entry = table.get(id).expect("submitted op is in the table");
         let fd = entry.op.sock().expect("socket ops name their socket");
         let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
+        let flags = self.flags(fd);
+        if !flags.nonblocking {
+            // Once per socket (and per reuse of its number when the port learns of it).
+            net::set_nonblocking(fd)?;
+            flags.nonblocking = true;
+        }
         if self.lanes.push(fd, dir, id) {
             self.run(table, fd, dir);
         }
@@ -427,6 +441,13 @@ impl Driver for Epoll {
     }
 
     fn poll(&mut self, table: &mut OpTable, want: usize) -> io::Result<()> {
+        if table.ready.len() >= want {
+            // The caller's batch is already full of queued completions. Taking more events
+            // now would only grow the queue (10,000 clients closing at once grew it to 16,384
+            // completions, and a `VecDeque` keeps its capacity); they stay pending in the
+            // kernel until the queue has room.
+            return Ok(());
+        }
         if self.polls_skipped < POLL_EVERY {
             self.polls_skipped += 1;
             self.run_runnable(table);
