@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ringport");
+mod common;
+
+use common::{BIN, assert_fails_clearly, text};
 
 /// Short, bounded runs: a little warmup, a fraction of a second measured.
 const QUICK: [&str; 8] = [
@@ -32,10 +34,6 @@ fn bench(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run ringport bench")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A fresh path under the target directory's tmp.
@@ -576,14 +574,7 @@ fn wrong_bench_flags_fail_with_a_clear_message() {
         (&["--spawn", "--no-such-flag"], "unexpected argument"),
     ];
     for (args, expect) in cases {
-        let out = bench(args);
-        let err = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(
-            err.contains(expect),
-            "{args:?}: expected {expect:?} in {err:?}"
-        );
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert_fails_clearly(args, &bench(args), expect);
     }
     // The same for echo-server --cpus.
     let out = Command::new(BIN)

@@ -11,7 +11,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{BIN, ServerProc, backends, free_port, text};
+use common::{BIN, ServerProc, assert_fails_clearly, backends, free_port, get_metrics, text};
 #[cfg(unix)]
 use std::{
     sync::Arc,
@@ -180,13 +180,7 @@ fn wrong_flags_and_unusable_addresses_fail_cleanly() {
     .concat();
     for (args, expect) in cases {
         let out = Command::new(BIN).args(*args).output().unwrap();
-        let err = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(
-            err.contains(expect),
-            "{args:?}: expected {expect:?} in {err:?}"
-        );
-        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert_fails_clearly(args, &out, expect);
     }
     // A busy port.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -221,10 +215,7 @@ fn metrics_endpoint_serves_prometheus_text() {
     c.write_all(b"ping\n").unwrap();
     let mut back = [0u8; 5];
     c.read_exact(&mut back).unwrap();
-    let mut http = TcpStream::connect(&metrics_addr).unwrap();
-    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut response = String::new();
-    http.read_to_string(&mut response).unwrap();
+    let response = get_metrics(&metrics_addr);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(response.contains("ringport_connections_accepted_total{worker=\"0\"}"));
     assert!(response.contains("ringport_frames_received_total"));

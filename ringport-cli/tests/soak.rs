@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, ServerProc, free_port, text};
+use common::{BIN, ServerProc, free_port, get_metrics, text};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -194,11 +194,8 @@ fn measure(addr: SocketAddr, window: Duration) -> (usize, u32, u32) {
 
 /// Connections closed by the idle timeout, from the server's Prometheus metrics.
 fn idle_closes(metrics: &str) -> u64 {
-    let mut http = TcpStream::connect(metrics).expect("metrics endpoint");
-    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-    let mut body = String::new();
-    http.read_to_string(&mut body).unwrap();
-    body.lines()
+    get_metrics(metrics)
+        .lines()
         .filter(|l| {
             l.starts_with("ringport_connections_closed_total{")
                 && l.contains("reason=\"idle_timeout\"")

@@ -90,14 +90,19 @@ fn finish(got: &[u8], wire: &[u8]) -> Result<Ending, String> {
     })
 }
 
-fn run(backend: Backend, faults: Faults, traffic: Vec<Vec<Vec<u8>>>) -> Result<(), TestCaseError> {
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
+/// A two-worker, length-prefixed echo server whose ports inject `faults`.
+fn faulty_echo_server(backend: Backend, faults: Faults) -> Server {
+    Server::builder("127.0.0.1:0".parse().unwrap())
         .backend(backend)
         .workers(2)
         .codec_kind(CodecKind::Len32)
         .faults(faults)
         .serve(|_| Echo)
-        .unwrap();
+        .unwrap()
+}
+
+fn run(backend: Backend, faults: Faults, traffic: Vec<Vec<Vec<u8>>>) -> Result<(), TestCaseError> {
+    let server = faulty_echo_server(backend, faults);
     let addr = server.local_addr();
     let clients: Vec<_> = traffic
         .into_iter()
@@ -207,13 +212,7 @@ fn lossless_faults_at_full_rate_lose_nothing() {
         let frames: Vec<Vec<u8>> = (0..40u32)
             .map(|i| common::pattern_bytes(u64::from(i) * 1000, 100 + i as usize * 37))
             .collect();
-        let server = Server::builder("127.0.0.1:0".parse().unwrap())
-            .backend(backend)
-            .workers(2)
-            .codec_kind(CodecKind::Len32)
-            .faults(faults)
-            .serve(|_| Echo)
-            .unwrap();
+        let server = faulty_echo_server(backend, faults);
         let addr = server.local_addr();
         let conversations: Vec<_> = (0..4)
             .map(|_| {

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::pattern_bytes;
-use ringport::server::{CloseReason, CodecKind, Echo, Limits, Server, WorkerMetrics};
+use ringport::server::{
+    CloseReason, CodecKind, Echo, Limits, Server, ServerBuilder, WorkerMetrics,
+};
 use ringport::{Backend, Buf};
 
 on_every_backend!(
@@ -65,6 +67,14 @@ fn run_good_clients(addr: SocketAddr, n: u64, rounds: usize) {
     }
 }
 
+/// A server on a free loopback port with two workers on backend `b`: every test here starts
+/// from this and adds its codec and limits.
+fn two_workers(b: Backend) -> ServerBuilder {
+    Server::builder("127.0.0.1:0".parse().unwrap())
+        .backend(b)
+        .workers(2)
+}
+
 fn eventually(server: &Server, what: &str, f: impl Fn(&WorkerMetrics) -> bool) {
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -95,9 +105,7 @@ fn nothing_leaked(server: Server) -> WorkerMetrics {
 fn silent_clients_are_closed_by_idle_timeout_and_others_served(b: Backend) {
     const SILENT: usize = 400;
     const TRICKLE: usize = 40;
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .backend(b)
-        .workers(2)
+    let server = two_workers(b)
         .codec_kind(CodecKind::Len32)
         .limits(Limits {
             idle_timeout: Some(Duration::from_millis(400)),
@@ -149,9 +157,7 @@ fn silent_clients_are_closed_by_idle_timeout_and_others_served(b: Backend) {
 
 fn flooders_are_held_within_the_budget_and_others_served(b: Backend) {
     const BUDGET: usize = 8 << 20;
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .backend(b)
-        .workers(2)
+    let server = two_workers(b)
         .codec_kind(CodecKind::Len32)
         .recv_buffer_size(4096)
         .limits(Limits {
@@ -221,9 +227,7 @@ fn flooders_are_held_within_the_budget_and_others_served(b: Backend) {
 
 fn bad_frames_in_every_codec_close_only_their_connection(b: Backend) {
     for kind in [CodecKind::Len16, CodecKind::Len32, CodecKind::Line] {
-        let server = Server::builder("127.0.0.1:0".parse().unwrap())
-            .backend(b)
-            .workers(2)
+        let server = two_workers(b)
             .codec_kind(kind)
             .limits(Limits {
                 max_frame: 1000,
@@ -286,9 +290,7 @@ fn bad_frames_in_every_codec_close_only_their_connection(b: Backend) {
 }
 
 fn reset_storm_leaks_nothing(b: Backend) {
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .backend(b)
-        .workers(2)
+    let server = two_workers(b)
         .codec_kind(CodecKind::Len32)
         .serve(|_| Echo)
         .unwrap();
@@ -339,9 +341,7 @@ fn reset_storm_leaks_nothing(b: Backend) {
 }
 
 fn half_close_still_gets_every_echo(b: Backend) {
-    let server = Server::builder("127.0.0.1:0".parse().unwrap())
-        .backend(b)
-        .workers(2)
+    let server = two_workers(b)
         .codec_kind(CodecKind::Len32)
         .serve(|_| Echo)
         .unwrap();

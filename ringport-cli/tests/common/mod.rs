@@ -3,9 +3,9 @@
 
 #![allow(dead_code)] // each test crate uses its own part
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringport");
 
@@ -58,7 +58,6 @@ impl ServerProc {
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
         let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
         rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        use std::io::Read;
         use std::time::{Duration, Instant};
 
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -101,4 +100,25 @@ pub fn free_port() -> SocketAddr {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Checks that a run given wrong flags or an unusable address failed, said `expect` on stderr,
+/// and did not panic.
+pub fn assert_fails_clearly(args: &[&str], out: &Output, expect: &str) {
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(
+        err.contains(expect),
+        "{args:?}: expected {expect:?} in {err:?}"
+    );
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+}
+
+/// The whole HTTP response of the server's metrics endpoint at `addr` to `GET /metrics`.
+pub fn get_metrics(addr: &str) -> String {
+    let mut http = TcpStream::connect(addr).expect("metrics endpoint");
+    http.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    http.read_to_string(&mut response).unwrap();
+    response
 }

@@ -89,8 +89,9 @@ struct Flags {
     runnable: bool,
     /// epoll reported the peer's FIN (`EPOLLRDHUP`): read on to the end, no new edge will come.
     read_closed: bool,
-    /// Made non-blocking by this port. Ops are attempted before any readiness, so a blocking
-    /// socket (std's `accept` makes them) would block the port's thread in that attempt.
+    /// Known to this port as non-blocking: associated, accepted or connected by it. Ops are
+    /// attempted before any readiness, so a blocking socket (std's `accept` makes them) would
+    /// block the port's thread in that attempt.
     nonblocking: bool,
 }
 
@@ -402,8 +403,8 @@ impl Driver for Epoll {
                 return Ok(());
             }
             Op::Connect(c) => {
+                // Made non-blocking below, as a socket new to this port.
                 let sock = c.sock.as_ref().expect("a connect owns its socket");
-                sock.set_nonblocking(true)?;
                 use std::os::fd::AsRawFd;
                 let fd = sock.as_raw_fd();
                 self.fresh_fd(table, fd);
@@ -413,11 +414,10 @@ impl Driver for Epoll {
         let entry = table.get(id).expect("submitted op is in the table");
         let fd = entry.op.sock().expect("socket ops name their socket");
         let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
-        let flags = self.flags(fd);
-        if !flags.nonblocking {
-            // Once per socket (and per reuse of its number when the port learns of it).
-            net::set_nonblocking(fd)?;
-            flags.nonblocking = true;
+        if !self.flags(fd).nonblocking {
+            // A socket new to this port: its first op associates it, once per socket (and per
+            // reuse of its number the port learns of), as IOCP's first op does.
+            self.associate(fd)?;
         }
         if self.lanes.push(fd, dir, id) {
             self.run(table, fd, dir);
