@@ -248,13 +248,16 @@ fn sigterm_under_load_ends_in_a_clean_exit() {
         );
         let addr = server.addr;
         let stop = Arc::new(AtomicBool::new(false));
-        let echoed = Arc::new(AtomicU64::new(0));
+        // Each client's own count: the signal comes only once every one of them is being
+        // served. (Waiting for a total let seven fast clients reach it on a busy machine
+        // before the eighth had even connected, which then missed the server.)
+        let echoed: Arc<Vec<AtomicU64>> = Arc::new((0..8).map(|_| AtomicU64::new(0)).collect());
         let load: Vec<_> = (0..8)
             .map(|i| {
+                let mut s = TcpStream::connect(addr).unwrap();
                 let stop = stop.clone();
                 let echoed = echoed.clone();
                 std::thread::spawn(move || {
-                    let mut s = TcpStream::connect(addr).unwrap();
                     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
                     let payload = format!("client {i} says hello").into_bytes();
                     let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
@@ -265,14 +268,14 @@ fn sigterm_under_load_ends_in_a_clean_exit() {
                             return; // the server closed us: shutdown
                         }
                         assert_eq!(back, frame, "a wrong echo under load");
-                        echoed.fetch_add(1, Ordering::Relaxed);
+                        echoed[i].fetch_add(1, Ordering::Relaxed);
                     }
                 })
             })
             .collect();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while echoed.load(Ordering::Relaxed) < 200 {
-            assert!(Instant::now() < deadline, "no load got through");
+        while echoed.iter().any(|n| n.load(Ordering::Relaxed) < 25) {
+            assert!(Instant::now() < deadline, "not every client got through");
             std::thread::sleep(Duration::from_millis(10));
         }
         let (status, rest) = server.terminate();
@@ -286,5 +289,111 @@ fn sigterm_under_load_ends_in_a_clean_exit() {
         );
         assert!(rest.contains("shutting down"), "{rest}");
         assert!(rest.contains("closed by reason: shutdown 8"), "{rest}");
+    }
+}
+
+/// A restart right after SIGKILL binds the same address: on io_uring the dead server's rings
+/// hold its listeners for a few tens of milliseconds after the process is gone, and the new
+/// server retries its bind for that long instead of failing with "address in use".
+#[cfg(unix)]
+#[test]
+fn restart_right_after_sigkill_binds_the_same_address() {
+    for backend in backends() {
+        for round in 0..3 {
+            let addr = free_port().to_string();
+            let args = ["--addr", &addr, "--backend", backend, "--quiet"];
+            let mut first = ServerProc::start(&args);
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"keep me busy").unwrap();
+            first.child.kill().unwrap();
+            first.child.wait().unwrap();
+            let mut second = Command::new(BIN)
+                .arg("echo-server")
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(second.stdout.take().unwrap()),
+                &mut line,
+            )
+            .unwrap();
+            let _ = second.kill();
+            let out = second.wait_with_output().unwrap();
+            assert!(
+                line.contains("listening on"),
+                "{backend} round {round}: the restart failed: {line:?} {}",
+                text(&out.stderr)
+            );
+        }
+    }
+}
+
+/// 1,000 clients that connect, send and reset at once: each is counted (accepted, or reset
+/// before accept), none is a warning on stderr, and accepting goes on at once for the next.
+#[cfg(unix)]
+#[test]
+fn resets_before_accept_are_counted_not_warned_about() {
+    for backend in backends() {
+        let mut server = ServerProc::start(&[
+            "--addr",
+            "127.0.0.1:0",
+            "--backend",
+            backend,
+            "--workers",
+            "1",
+            "--quiet",
+        ]);
+        let mut stderr = server.child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut all = String::new();
+            let _ = stderr.read_to_string(&mut all);
+            all
+        });
+        let addr = server.addr;
+        for _ in 0..1000 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            let _ = c.write_all(b"hello and goodbye");
+            socket2::SockRef::from(&c)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+        let mut good = TcpStream::connect(addr).unwrap();
+        good.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        good.write_all(b"still served").unwrap();
+        let mut back = [0u8; 12];
+        good.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"still served");
+        drop(good);
+        let (status, rest) = server.terminate();
+        let errors = errors.join().unwrap();
+        assert!(status.success(), "{backend}: {status:?} {rest} {errors}");
+        assert!(
+            !errors.contains("accept failed"),
+            "{backend}: a reset before accept was logged as a failure: {errors}"
+        );
+        let final_line = rest.lines().find(|l| l.starts_with("final:")).unwrap();
+        let count = |what: &str| -> u64 {
+            let words: Vec<&str> = final_line.split([',', ';', ' ']).collect();
+            let at = words
+                .windows(2)
+                .position(|w| w[1] == what)
+                .unwrap_or_else(|| panic!("no {what} in {final_line}"));
+            words[at].parse().unwrap()
+        };
+        let aborted: u64 = final_line
+            .split(" reset before accept")
+            .next()
+            .and_then(|head| head.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no reset-before-accept count in {final_line}"));
+        assert_eq!(
+            count("accepted") + aborted,
+            1001,
+            "{backend}: every connection counted: {final_line}"
+        );
     }
 }
