@@ -111,5 +111,5 @@ kill -0 "$server" 2>/dev/null && fail "the server did not stop within 30 s of Ct
 status=0
 wait "$server" || status=$?
 [ "$status" -eq 0 ] || fail "the server exited with $status after Ctrl-C"
-grep -q "^final: .* 1 accepted, 0 rejected, 1 closed" "$log" || fail "no clean final summary"
+grep -q "^final: .* 1 accepted, 0 rejected, 0 reset before accept, 1 closed" "$log" || fail "no clean final summary"
 echo "echo-server: stopped by Ctrl-C, exit 0, final summary printed"

@@ -117,9 +117,10 @@ fn descriptor_exhaustion_backs_off_keeps_serving_and_recovers() {
             cpu < Duration::from_millis(500),
             "{backend}: {cpu:?} of CPU in 1.5 s out of descriptors: the accept path spins"
         );
+        // The back-off retries every 100 ms; the log says so once per 5 s, with a count.
         assert!(
-            failures < 100,
-            "{backend}: {failures} accept failures in 1.5 s: no back-off"
+            failures <= 1,
+            "{backend}: {failures} lines of accept failures in 1.5 s: the warning is not rate-limited"
         );
         for c in &mut served {
             assert!(

@@ -52,6 +52,6 @@ pub use op::{OpKind, Operation};
 pub use port::Faults;
 pub use port::{
     BACKEND_ENV, Backend, BackendChoice, Completion, Completions, OpId, Outcome, Port, PortBuilder,
-    Poster, is_cancelled, is_out_of_buffers,
+    Poster, is_accept_aborted, is_cancelled, is_out_of_buffers,
 };
 pub use sock::{AsSock, OwnedSock, RawSock};

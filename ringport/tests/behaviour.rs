@@ -14,6 +14,7 @@ use socket2::{Domain, Socket, Type};
 on_every_backend!(
     accept_connect_echo,
     multishot_accept_200_clients,
+    reset_before_accept_does_not_end_a_multishot_accept,
     sixteen_mib_through_small_send_buffer,
     peer_reset_mid_recv_is_an_error,
     orderly_close_is_a_zero_byte_recv,
@@ -115,6 +116,64 @@ fn multishot_accept_200_clients(b: Backend) {
     assert!(!last.more);
     assert!(last.is_cancelled(), "{last:?}");
     assert_eq!(h.port.in_flight(), 0);
+}
+
+/// A client that connects, sends and resets (SO_LINGER 0) before the server gets to accept
+/// it is an ordinary event on a busy listener: a multishot accept reports it as an aborted
+/// accept (or, on epoll, whose `accept4` still knows the peer, hands it out, and its first
+/// receive ends), keeps going, and accepts the next client with its true peer address.
+fn reset_before_accept_does_not_end_a_multishot_accept(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let addr = l.local_addr().unwrap();
+    const RESET: usize = 20;
+    for _ in 0..RESET {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"hello, and goodbye").unwrap();
+        reset_on_drop(&c).unwrap();
+    }
+    // The resets reach the listen queue before the accept is even submitted.
+    std::thread::sleep(Duration::from_millis(100));
+    h.port.submit(op::AcceptMulti::new(&l), 7).unwrap();
+    let good = TcpStream::connect(addr).unwrap();
+    let good_addr = good.local_addr().unwrap();
+    let (mut aborted, mut handed_out) = (0, Vec::new());
+    let served = loop {
+        let c = h.next_for(7);
+        assert!(c.more, "the multishot accept ended: {:?}", c.outcome);
+        let is_aborted = c.is_accept_aborted();
+        match c.outcome {
+            Outcome::Accept(Ok((stream, peer))) if peer == good_addr => break stream,
+            Outcome::Accept(Ok((stream, _))) => handed_out.push(stream),
+            Outcome::Accept(Err(e)) => {
+                assert!(is_aborted, "{b}: an accept failed: {e}");
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionAborted);
+                aborted += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        aborted + handed_out.len(),
+        RESET,
+        "every reset client reported once"
+    );
+    if b == Backend::Uring {
+        assert_eq!(
+            aborted, RESET,
+            "io_uring cannot hand out a connection without a peer"
+        );
+    }
+    for mut stream in handed_out {
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(common::PATIENCE)).unwrap();
+        let end = stream.read_to_end(&mut Vec::new());
+        assert!(
+            !matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+            "a handed-out reset connection ends at once: {end:?}"
+        );
+    }
+    assert_eq!(served.peer_addr().unwrap(), good_addr);
 }
 
 fn sixteen_mib_through_small_send_buffer(b: Backend) {

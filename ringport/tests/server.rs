@@ -22,6 +22,8 @@ on_every_backend!(
     sixty_four_frames_in_one_write,
     oversize_frame_closes_only_that_client,
     malformed_and_truncated_frames_are_counted,
+    frames_before_a_truncated_end_are_answered_in_every_codec,
+    frames_held_by_backpressure_at_the_end_are_all_answered,
     idle_timeout_closes_silent_clients_only,
     max_connections_enforced_while_others_work,
     client_that_never_reads_is_held_by_backpressure,
@@ -288,6 +290,81 @@ fn malformed_and_truncated_frames_are_counted(b: Backend) {
     eventually(&server, "both counted", |m| {
         m.closed_by(CloseReason::FrameTooLarge) == 1 && m.closed_by(CloseReason::BadFrame) == 1
     });
+}
+
+/// Reads everything until the peer's orderly close (a reset fails the test: it would have
+/// thrown away answers still in flight).
+fn read_to_orderly_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap_or_else(|e| {
+        panic!(
+            "expected the answers, then a FIN; got {e} after {} bytes",
+            got.len()
+        )
+    });
+    got
+}
+
+/// A peer that sends whole frames, then the start of one more, then its FIN: the whole frames
+/// were received and are answered before the connection closes (counted as a bad frame).
+fn frames_before_a_truncated_end_are_answered_in_every_codec(b: Backend) {
+    for kind in CodecKind::ALL {
+        if kind == CodecKind::Raw {
+            continue; // every byte is a whole raw frame: nothing can be left unfinished
+        }
+        let server = builder(b).codec_kind(kind).serve(|_| Echo).unwrap();
+        let mut s = client(server.local_addr());
+        let whole = [frame(kind, b"l1"), frame(kind, b"second frame")].concat();
+        let unfinished = &frame(kind, b"l2 no end")[..5];
+        s.write_all(&[&whole[..], unfinished].concat()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(
+            read_to_orderly_end(&mut s),
+            whole,
+            "{kind}: the whole frames' echoes"
+        );
+        eventually(&server, "the truncated end counted", |m| {
+            m.closed_by(CloseReason::BadFrame) == 1
+        });
+    }
+}
+
+/// A peer that sends more than the write high-water mark in one go, then its FIN: the server
+/// stops decoding at the mark (backpressure) with whole frames still held when the FIN comes;
+/// they are all answered, and the close is an orderly one for an orderly end.
+fn frames_held_by_backpressure_at_the_end_are_all_answered(b: Backend) {
+    let limits = Limits {
+        write_high_water: 8 << 10,
+        ..Limits::default()
+    };
+    let server = builder(b)
+        .workers(1)
+        .codec_kind(CodecKind::Line)
+        .limits(limits)
+        .serve(|_| Echo)
+        .unwrap();
+    for (round, lines) in [1_000u32, 2_000, 3_000, 30_000].into_iter().enumerate() {
+        let mut s = client(server.local_addr());
+        let sent: Vec<u8> = (0..lines)
+            .flat_map(|i| format!("line {i} of the stream\n").into_bytes())
+            .collect();
+        // Written by another thread: the answers to the larger rounds fill the kernel's
+        // buffers before the last line is sent.
+        let mut writer = s.try_clone().unwrap();
+        let wire = sent.clone();
+        let writing = std::thread::spawn(move || {
+            writer.write_all(&wire).unwrap();
+            writer.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let got = read_to_orderly_end(&mut s);
+        writing.join().unwrap();
+        assert_eq!(got.len(), sent.len(), "every line echoed ({lines} lines)");
+        assert!(got == sent, "echoed in order, unchanged ({lines} lines)");
+        eventually(&server, "an orderly end counted", |m| {
+            m.closed_by(CloseReason::PeerClosed) == round as u64 + 1
+        });
+    }
+    assert!(server.metrics().total().backpressure_pauses > 0);
 }
 
 fn idle_timeout_closes_silent_clients_only(b: Backend) {

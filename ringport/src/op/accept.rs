@@ -14,7 +14,7 @@
 use std::net::{SocketAddr, TcpStream};
 
 use super::Raw;
-use crate::port::Outcome;
+use crate::port::{Outcome, accept_aborted_error};
 use crate::sock::{AsSock, RawSock};
 
 /// Accepts one connection on a listening socket.
@@ -40,6 +40,13 @@ impl Accept {
 /// completion but the last has [`Completion::more`](crate::Completion::more) set. The op ends
 /// (a completion without `more`) when cancelled, on an error such as `EMFILE` (re-arm it once
 /// descriptors are free again), or when the backend had to stop it; re-submit to go on.
+///
+/// A connection that its peer reset while it waited in the listen queue is reported as an
+/// error for which [`Completion::is_accept_aborted`](crate::Completion::is_accept_aborted) is
+/// true, with `more` still set: the op goes on; count it, there is nothing to retry. (epoll
+/// mostly hands such a connection out, since `accept4` still knows its peer; its first
+/// receive then fails with a reset. io_uring's multishot accept reports no peer address, and
+/// a reset connection has none left to ask for; IOCP's `AcceptEx` fails for it.)
 #[derive(Debug)]
 pub struct AcceptMulti {
     pub(crate) listener: RawSock,
@@ -62,8 +69,13 @@ pub(super) fn complete(raw: Raw) -> Outcome {
         let stream = TcpStream::from(sock.expect("a successful accept carries its socket"));
         let peer: SocketAddr = match addr {
             Some(addr) => addr,
-            // Multishot accept on io_uring has no room to report the address.
-            None => stream.peer_addr()?,
+            // Multishot accept on io_uring has no room to report the address. A connection
+            // reset before it was accepted has no peer any more (`ENOTCONN`): that is an
+            // ordinary event of a busy listener, reported as such (dropping the stream closes it).
+            None => stream.peer_addr().map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotConnected => accept_aborted_error(),
+                _ => e,
+            })?,
         };
         Ok((stream, peer))
     }))

@@ -110,6 +110,13 @@ impl Completion {
     pub fn is_out_of_buffers(&self) -> bool {
         self.error().is_some_and(is_out_of_buffers)
     }
+
+    /// Whether a multishot accept reported a connection that its peer reset before it could be
+    /// accepted. An ordinary event on a busy listener, not a failure of the listener: the op
+    /// goes on ([`more`](Completion::more) is still set) and there is nothing to retry.
+    pub fn is_accept_aborted(&self) -> bool {
+        self.error().is_some_and(is_accept_aborted)
+    }
 }
 
 #[cfg(unix)]
@@ -122,6 +129,11 @@ const NO_BUFFERS: i32 = libc::ENOBUFS;
 #[cfg(windows)]
 const NO_BUFFERS: i32 = windows_sys::Win32::Networking::WinSock::WSAENOBUFS;
 
+#[cfg(unix)]
+const ACCEPT_ABORTED: i32 = libc::ECONNABORTED;
+#[cfg(windows)]
+const ACCEPT_ABORTED: i32 = windows_sys::Win32::Networking::WinSock::WSAECONNABORTED;
+
 /// The error a cancelled operation completes with (`ECANCELED`, or `ERROR_OPERATION_ABORTED`).
 pub(crate) fn cancelled_error() -> io::Error {
     io::Error::from_raw_os_error(CANCELLED)
@@ -130,6 +142,18 @@ pub(crate) fn cancelled_error() -> io::Error {
 /// The error a receive reports when the pool has no buffer (`ENOBUFS` / `WSAENOBUFS`).
 pub(crate) fn out_of_buffers_error() -> io::Error {
     io::Error::from_raw_os_error(NO_BUFFERS)
+}
+
+/// The error a multishot accept reports for a connection reset before it was accepted
+/// (`ECONNABORTED` / `WSAECONNABORTED`, [`io::ErrorKind::ConnectionAborted`]).
+pub(crate) fn accept_aborted_error() -> io::Error {
+    io::Error::from_raw_os_error(ACCEPT_ABORTED)
+}
+
+/// Whether `err` says a connection was reset by its peer before it could be accepted (see
+/// [`Completion::is_accept_aborted`]).
+pub fn is_accept_aborted(err: &io::Error) -> bool {
+    err.raw_os_error() == Some(ACCEPT_ABORTED)
 }
 
 /// Whether `err` is the error of a cancelled operation.

@@ -12,8 +12,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use completion::{Completion, Completions, Outcome, is_cancelled, is_out_of_buffers};
-pub(crate) use completion::{cancelled_error, out_of_buffers_error};
+pub use completion::{
+    Completion, Completions, Outcome, is_accept_aborted, is_cancelled, is_out_of_buffers,
+};
+pub(crate) use completion::{accept_aborted_error, cancelled_error, out_of_buffers_error};
 #[cfg(feature = "fault-injection")]
 pub use faults::Faults;
 pub(crate) use post::PostBox;

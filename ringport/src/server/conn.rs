@@ -92,6 +92,9 @@ pub(crate) struct Conn<H> {
     pub starved: bool,
     /// The peer closed its side or the receive failed: no more reading.
     pub read_done: bool,
+    /// The peer closed its side (end of stream): the connection ends once every whole frame
+    /// received before it is handled and answered.
+    pub peer_closed: bool,
     /// How (and why) the connection is ending, once decided.
     pub ending: Option<Ending>,
     /// The worker tick of the last progress (bytes in, or a send completing).

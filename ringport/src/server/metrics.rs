@@ -11,6 +11,7 @@ use super::handler::CloseReason;
 pub(crate) struct WorkerCounters {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    pub accept_aborted: AtomicU64,
     pub active: AtomicU64,
     pub closed: [AtomicU64; CloseReason::COUNT],
     pub bytes_in: AtomicU64,
@@ -36,6 +37,7 @@ impl WorkerCounters {
         WorkerMetrics {
             accepted: self.accepted.load(Relaxed),
             rejected: self.rejected.load(Relaxed),
+            accept_aborted: self.accept_aborted.load(Relaxed),
             active: self.active.load(Relaxed),
             closed: std::array::from_fn(|i| self.closed[i].load(Relaxed)),
             bytes_in: self.bytes_in.load(Relaxed),
@@ -57,6 +59,9 @@ pub struct WorkerMetrics {
     pub accepted: u64,
     /// Connections accepted and closed at once because a limit (max connections) was reached.
     pub rejected: u64,
+    /// Connections their peer reset while they waited to be accepted (never served; an
+    /// ordinary event on a busy listener, not an accept failure).
+    pub accept_aborted: u64,
     /// Connections open now.
     pub active: u64,
     /// Connections closed, by reason (index with [`CloseReason::index`]).
@@ -93,6 +98,7 @@ impl WorkerMetrics {
     fn add(&mut self, o: &WorkerMetrics) {
         self.accepted += o.accepted;
         self.rejected += o.rejected;
+        self.accept_aborted += o.accept_aborted;
         self.active += o.active;
         for (a, b) in self.closed.iter_mut().zip(o.closed) {
             *a += b;
@@ -153,6 +159,12 @@ impl Metrics {
             "ringport_connections_rejected_total",
             "Connections refused by a limit.",
             &|w| w.rejected,
+        );
+        counter(
+            &mut out,
+            "ringport_connections_aborted_before_accept_total",
+            "Connections reset by their peer before they were accepted.",
+            &|w| w.accept_aborted,
         );
         gauge(
             &mut out,
@@ -245,11 +257,12 @@ impl fmt::Display for Metrics {
         let t = self.total();
         write!(
             f,
-            "conns {} active, {} accepted, {} rejected, {} closed; frames {} in / {} out; \
-             bytes {} in / {} out; pool {}/{}",
+            "conns {} active, {} accepted, {} rejected, {} reset before accept, {} closed; \
+             frames {} in / {} out; bytes {} in / {} out; pool {}/{}",
             t.active,
             t.accepted,
             t.rejected,
+            t.accept_aborted,
             t.closed_total(),
             t.frames_in,
             t.frames_out,

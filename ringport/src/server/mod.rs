@@ -44,6 +44,8 @@ mod limits;
 mod metrics;
 mod reassembly;
 mod timers;
+mod warn_limit;
+
 mod worker;
 
 use std::fmt;
@@ -372,6 +374,40 @@ impl ServerBuilder {
     }
 }
 
+/// How long a bind retries while the address is in use. A server killed with SIGKILL on
+/// io_uring leaves its listeners open until the kernel has torn its rings down, a few tens of
+/// milliseconds after the process is gone (epoll releases them with the process); a restart in
+/// that window would fail with "address in use" for a listener nobody holds any more.
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Binds `sock` to `addr`, retrying for up to [`BIND_RETRY`] while the address is in use.
+fn bind_retrying(sock: &socket2::Socket, addr: SocketAddr) -> io::Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match sock.bind(&addr.into()) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && started.elapsed() < BIND_RETRY => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot listen on {addr}: {e} (still in use after {} ms)",
+                        BIND_RETRY.as_millis()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr}: {e}"),
+                ));
+            }
+        }
+    }
+}
+
 /// Binds the listener(s): one per worker with `SO_REUSEPORT`, or one for the acceptor.
 fn bind(
     addr: SocketAddr,
@@ -391,9 +427,7 @@ fn bind(
         // cannot bind there: probe with one first, so a busy address is an error.
         let probe = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
         probe.set_reuse_address(true)?;
-        probe
-            .bind(&addr.into())
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        bind_retrying(&probe, addr)?;
     }
     for _ in 0..count {
         let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
@@ -407,8 +441,12 @@ fn bind(
             sock.set_reuse_port(true)?;
         }
         sock.set_nonblocking(true)?;
-        sock.bind(&bound.into())
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        if listeners.is_empty() {
+            bind_retrying(&sock, bound)?;
+        } else {
+            sock.bind(&bound.into())
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        }
         sock.listen(4096)?;
         let listener: TcpListener = sock.into();
         // Port 0 picks a free port: the other workers' listeners join that one.

@@ -24,10 +24,11 @@ use super::limits::{Budget, Held, Limits};
 use super::metrics::WorkerCounters;
 use super::reassembly::Reassembly;
 use super::timers::{Due, Timers, tick_for, ticks_in};
+use super::warn_limit::{WarnLimit, warn_limited};
 use super::{ConnInfo, Shared};
 use crate::buf::Buf;
 use crate::op;
-use crate::port::{Completion, Completions, OpId, Outcome, Port};
+use crate::port::{Completion, Completions, OpId, Outcome, Port, is_accept_aborted};
 
 const ACCEPT: u64 = u64::MAX;
 const TIMER: u64 = u64::MAX - 1;
@@ -137,6 +138,8 @@ pub(crate) struct Worker<H, F> {
     starved: Vec<u32>,
     stop_deadline: Option<Instant>,
     due: Vec<Due>,
+    /// Accept failures (out of descriptors in a connection storm) log a line per interval.
+    warn_accept: WarnLimit,
 }
 
 impl<H, F> Worker<H, F>
@@ -193,6 +196,7 @@ where
             starved: Vec::new(),
             stop_deadline: None,
             due: Vec::new(),
+            warn_accept: WarnLimit::default(),
         }
     }
 
@@ -268,7 +272,7 @@ where
                 self.accept_retry = None;
             }
             Err(e) => {
-                tracing::error!(worker = self.index, "cannot accept: {e}");
+                warn_limited!(self.warn_accept, worker = self.index, "cannot accept: {e}");
                 self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
             }
         }
@@ -282,10 +286,18 @@ where
         match c.outcome {
             Outcome::Accept(Ok((stream, peer))) => self.hand_over(stream, peer),
             Outcome::Accept(Err(_)) if cancelled => {}
+            Outcome::Accept(Err(e)) if is_accept_aborted(&e) => {
+                // Reset by its peer before we took it: counted, nothing to retry or report.
+                WorkerCounters::add(&self.env.counters.accept_aborted, 1);
+            }
             Outcome::Accept(Err(e)) => {
                 // Out of descriptors (EMFILE/ENFILE) or a transient error: try again a little
                 // later instead of spinning on a listener that cannot give us anything.
-                tracing::warn!(worker = self.index, "accept failed: {e}; retrying shortly");
+                warn_limited!(
+                    self.warn_accept,
+                    worker = self.index,
+                    "accept failed: {e}; retrying shortly"
+                );
                 self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
                 return;
             }
@@ -364,6 +376,7 @@ where
             stream: Some(stream),
             generation,
             recv: None,
+            peer_closed: false,
             stopping_read: false,
             paused: false,
             starved: false,
@@ -404,16 +417,10 @@ where
                 }
             }
             (Ok(_), _) => {
-                // The peer closed its side. A frame it left unfinished is a truncated frame.
+                // The peer closed its side. The ending is decided in `progress` once what it
+                // sent before is decoded (a paused connection may still hold whole frames).
                 conn.read_done = true;
-                let truncated = conn.io.as_ref().is_some_and(|io| !io.input.is_empty());
-                if conn.ending.is_none() {
-                    conn.ending = Some(if truncated {
-                        Ending::Abort(CloseReason::BadFrame)
-                    } else {
-                        Ending::Graceful(CloseReason::PeerClosed)
-                    });
-                }
+                conn.peer_closed = true;
             }
             (Err(e), _) if crate::is_cancelled(&e) => {}
             (Err(e), _) if crate::is_out_of_buffers(&e) => {
@@ -576,6 +583,16 @@ where
                 self.deliver(key, &[]);
                 return self.progress(key);
             }
+        }
+        if conn.peer_closed && conn.ending.is_none() && !conn.paused {
+            // Every whole frame the peer sent before its FIN has been handled: their answers
+            // flush before the close. A frame it left unfinished is a truncated frame.
+            let truncated = conn.io.as_ref().is_some_and(|io| !io.input.is_empty());
+            conn.ending = Some(Ending::Graceful(if truncated {
+                CloseReason::BadFrame
+            } else {
+                CloseReason::PeerClosed
+            }));
         }
         if let Some(recv) = conn.recv
             && (conn.paused || conn.ending.is_some())

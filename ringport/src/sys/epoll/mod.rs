@@ -27,7 +27,7 @@ use super::unix::{Waker, net};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw};
-use crate::port::{Backend, OpId, OpTable, out_of_buffers_error};
+use crate::port::{Backend, OpId, OpTable, is_accept_aborted, out_of_buffers_error};
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -136,6 +136,14 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
                     }
                 }
                 Err(e) if would_block(&e) => Step::Blocked,
+                // A connection reset before it was accepted: a multishot accept reports it
+                // (and goes on), a one-shot one takes the next connection.
+                Err(e) if is_accept_aborted(&e) && matches!(op, Op::AcceptMulti(_)) => {
+                    Step::More(Raw {
+                        more: true,
+                        ..Raw::done(Err(e))
+                    })
+                }
                 Err(e) if retry(&e) => continue,
                 Err(e) => Step::Done(Raw::done(Err(e))),
             },
@@ -187,6 +195,14 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
                     ..Raw::done(Ok(n))
                 }),
                 Err(e) if would_block(&e) => Step::Blocked,
+                // A connection reset before it was accepted: a multishot accept reports it
+                // (and goes on), a one-shot one takes the next connection.
+                Err(e) if is_accept_aborted(&e) && matches!(op, Op::AcceptMulti(_)) => {
+                    Step::More(Raw {
+                        more: true,
+                        ..Raw::done(Err(e))
+                    })
+                }
                 Err(e) if retry(&e) => continue,
                 Err(e) => Step::Done(Raw::done(Err(e))),
             },

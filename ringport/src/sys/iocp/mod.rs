@@ -75,7 +75,9 @@ use super::timers::Timers;
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Raw};
-use crate::port::{Backend, OpId, OpTable, cancelled_error, out_of_buffers_error};
+use crate::port::{
+    Backend, OpId, OpTable, accept_aborted_error, cancelled_error, out_of_buffers_error,
+};
 use crate::sock::RawSock;
 
 /// How many AcceptEx an `op::AcceptMulti` keeps posted, so a burst of connections finds
@@ -174,7 +176,8 @@ fn in_kernel(table: &OpTable, id: OpId) -> bool {
     side_of(table, id, 0).is_some_and(Side::in_kernel)
 }
 
-/// A connection that died before it was accepted: accept the next one instead.
+/// A connection that died before it was accepted: accept the next one instead (a multishot
+/// accept reports it first, as `accept_aborted_error`).
 fn retry_accept(status: NTSTATUS) -> bool {
     matches!(
         status,
@@ -632,7 +635,17 @@ impl Iocp {
             let main = side_of(table, id, 0).expect("an accept in flight has its Side");
             let slot_side = main.slot(slot).expect("the packet's slot exists");
             slot_side.drop_accept_socket();
-            if !(retry_accept(status) && main.cancel() == Cancel::No) {
+            if retry_accept(status) && main.cancel() == Cancel::No {
+                // Reset before it was accepted: reported (the caller counts it), and this
+                // slot's AcceptEx is posted again below.
+                table.complete(
+                    id,
+                    Raw {
+                        more: true,
+                        ..Raw::done(Err(accept_aborted_error()))
+                    },
+                );
+            } else {
                 let e = self.call_error(main, status);
                 self.end_multi(table, id, listener, e);
             }
