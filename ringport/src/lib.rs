@@ -35,9 +35,11 @@
 //! # }
 //! ```
 //!
-//! Layers: [`port`](Port) (the port, completions, ids) → [`op`] (one file per operation) →
-//! `sys` (the backends, where all `unsafe` lives) ← [`buf`] (owned buffers and pools); on top,
-//! [`server`]: worker threads, handlers, codecs, limits, shutdown and metrics.
+//! Layers, each using only those after it: [`server`] (worker threads, handlers, codecs,
+//! limits, shutdown, metrics) → [`port`](Port) (the port and its posters) → `sys` (the
+//! backends behind one contract, the table of in-flight ops, fault injection; all `unsafe`
+//! lives here) → [`op`] (one file per operation; completions, outcomes, ids) → [`buf`] (owned
+//! buffers and pools) and sockets.
 
 pub mod buf;
 pub mod op;
@@ -47,11 +49,12 @@ mod sock;
 mod sys;
 
 pub use buf::{Buf, BufPool};
-pub use op::{OpKind, Operation};
-#[cfg(feature = "fault-injection")]
-pub use port::Faults;
-pub use port::{
-    BACKEND_ENV, Backend, BackendChoice, Completion, Completions, OpId, Outcome, Port, PortBuilder,
-    Poster, is_accept_aborted, is_cancelled, is_out_of_buffers,
+pub use op::{
+    Completion, Completions, OpId, OpKind, Operation, Outcome, is_accept_aborted, is_cancelled,
+    is_out_of_buffers,
 };
+pub use port::{Port, PortBuilder, Poster};
 pub use sock::{AsSock, OwnedSock, RawSock};
+#[cfg(feature = "fault-injection")]
+pub use sys::Faults;
+pub use sys::{BACKEND_ENV, Backend, BackendChoice};

@@ -25,10 +25,11 @@ pub const MAX_POOL_BUFS: usize = 1 << 15;
 /// The pool is shared (`Clone` is cheap) and buffers may be dropped on any thread.
 #[derive(Clone)]
 pub struct BufPool {
-    shared: Arc<Shared>,
+    inner: Arc<PoolInner>,
 }
 
-pub(crate) struct Shared {
+/// What every handle of one pool (and every buffer it lent) points to: its blocks and counts.
+pub(crate) struct PoolInner {
     buf_size: usize,
     count: usize,
     in_use: AtomicUsize,
@@ -53,24 +54,24 @@ pub(crate) trait Provider: Send {
 
 /// Where a pooled [`Buf`] goes back to.
 pub(crate) struct Home {
-    shared: Arc<Shared>,
+    inner: Arc<PoolInner>,
     id: u16,
 }
 
 impl Home {
     pub(super) fn recycle(self, mut mem: Box<[u8]>) {
-        let mut state = self.shared.lock();
+        let mut state = self.inner.lock();
         match state.provider.as_mut() {
             Some(provider) => provider.provide(self.id, &mut mem),
             None => state.free.push(self.id),
         }
         state.slots[self.id as usize] = Some(mem);
         drop(state);
-        self.shared.in_use.fetch_sub(1, Ordering::Release);
+        self.inner.in_use.fetch_sub(1, Ordering::Release);
     }
 }
 
-impl Shared {
+impl PoolInner {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the state inconsistent (every update is
         // a single push or slot write), so a poisoned lock is still usable.
@@ -94,7 +95,7 @@ impl BufPool {
             .collect();
         let free = (0..count as u16).rev().collect();
         BufPool {
-            shared: Arc::new(Shared {
+            inner: Arc::new(PoolInner {
                 buf_size,
                 count,
                 in_use: AtomicUsize::new(0),
@@ -110,7 +111,7 @@ impl BufPool {
     /// Takes a free block as an empty `Buf`, or `None` if every block is in use (or, on an
     /// io_uring port's own pool, waiting in the kernel's ring).
     pub fn get(&self) -> Option<Buf> {
-        let mut state = self.shared.lock();
+        let mut state = self.inner.lock();
         let id = state.free.pop()?;
         let mem = state.slots[id as usize]
             .take()
@@ -121,17 +122,17 @@ impl BufPool {
 
     /// Size in bytes of every block.
     pub fn buf_size(&self) -> usize {
-        self.shared.buf_size
+        self.inner.buf_size
     }
 
     /// Number of blocks in the pool.
     pub fn capacity(&self) -> usize {
-        self.shared.count
+        self.inner.count
     }
 
     /// Blocks currently held as `Buf`s (in completions, in operations, or by your code).
     pub fn in_use(&self) -> usize {
-        self.shared.in_use.load(Ordering::Acquire)
+        self.inner.in_use.load(Ordering::Acquire)
     }
 
     /// Blocks free to be used now (by [`get`](BufPool::get) or by the kernel).
@@ -141,16 +142,16 @@ impl BufPool {
 
     /// Bytes of block memory the pool owns (`buf_size * capacity`).
     pub fn memory(&self) -> usize {
-        self.shared.buf_size * self.shared.count
+        self.inner.buf_size * self.inner.count
     }
 
     fn hand_out(&self, id: u16, mem: Box<[u8]>, filled: usize) -> Buf {
-        self.shared.in_use.fetch_add(1, Ordering::AcqRel);
+        self.inner.in_use.fetch_add(1, Ordering::AcqRel);
         Buf::from_mem(
             mem,
             filled,
             Some(Home {
-                shared: self.shared.clone(),
+                inner: self.inner.clone(),
                 id,
             }),
         )
@@ -159,7 +160,7 @@ impl BufPool {
     /// Lets `provider` (a kernel buffer ring) own every free block from now on.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) fn attach(&self, mut provider: Box<dyn Provider>) {
-        let mut state = self.shared.lock();
+        let mut state = self.inner.lock();
         let free = std::mem::take(&mut state.free);
         for id in free {
             let mem = state.slots[id as usize]
@@ -175,11 +176,11 @@ impl BufPool {
     /// Call only once the kernel can no longer pick blocks (its ring is unregistered).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) fn detach(&self) {
-        let mut state = self.shared.lock();
+        let mut state = self.inner.lock();
         if state.provider.take().is_none() {
             return;
         }
-        let free: Vec<u16> = (0..self.shared.count as u16)
+        let free: Vec<u16> = (0..self.inner.count as u16)
             .filter(|&id| state.slots[id as usize].is_some())
             .collect();
         state.free = free;
@@ -190,14 +191,14 @@ impl BufPool {
     /// Returns `None` if the block is not where the kernel said it was (a bad id).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
     pub(crate) fn take_provided(&self, id: u16, len: usize) -> Option<Buf> {
-        let mem = self.shared.lock().slots.get_mut(id as usize)?.take()?;
+        let mem = self.inner.lock().slots.get_mut(id as usize)?.take()?;
         let len = len.min(mem.len());
         Some(self.hand_out(id, mem, len))
     }
 
     /// Whether `self` and `other` are the same pool.
     pub fn same_pool(&self, other: &BufPool) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 

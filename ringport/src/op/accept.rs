@@ -13,8 +13,8 @@
 
 use std::net::{SocketAddr, TcpStream};
 
-use super::Raw;
-use crate::port::{Outcome, accept_aborted_error};
+use super::Report;
+use super::{Outcome, accept_aborted_error};
 use crate::sock::{AsSock, RawSock};
 
 /// Accepts one connection on a listening socket.
@@ -61,8 +61,8 @@ impl AcceptMulti {
     }
 }
 
-pub(super) fn complete(raw: Raw) -> Outcome {
-    let Raw {
+pub(super) fn complete(raw: Report) -> Outcome {
+    let Report {
         res, sock, addr, ..
     } = raw;
     Outcome::Accept(res.and_then(|_| {

@@ -8,8 +8,8 @@ use std::net::{SocketAddr, TcpStream};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::Raw;
-use crate::port::Outcome;
+use super::Outcome;
+use super::Report;
 use crate::sock::RawSock;
 
 /// Connects a new TCP socket to an address.
@@ -48,7 +48,7 @@ impl Connect {
         self.sock.as_ref().map(crate::sock::AsSock::as_sock)
     }
 
-    pub(super) fn complete(&mut self, raw: Raw) -> Outcome {
+    pub(super) fn complete(&mut self, raw: Report) -> Outcome {
         let sock = self.sock.take();
         Outcome::Connect(
             raw.res.map(|_| {

@@ -31,12 +31,13 @@ use std::io;
 use std::net::SocketAddr;
 
 use crate::buf::Buf;
-use crate::port::Outcome;
 use crate::sock::{OwnedSock, RawSock};
 
 mod accept;
 mod close;
+mod completion;
 mod connect;
+mod id;
 mod nop;
 mod recv;
 mod recv_from;
@@ -47,7 +48,13 @@ mod timeout;
 
 pub use accept::{Accept, AcceptMulti};
 pub use close::Close;
+pub use completion::{
+    Completion, Completions, Outcome, is_accept_aborted, is_cancelled, is_out_of_buffers,
+};
+pub(crate) use completion::{accept_aborted_error, cancelled_error, out_of_buffers_error};
 pub use connect::Connect;
+pub use id::OpId;
+pub(crate) use id::RESERVED_GEN;
 pub use nop::Nop;
 pub use recv::Recv;
 pub use recv_from::RecvFrom;
@@ -101,9 +108,10 @@ pub(crate) enum Op {
     Nop(Nop),
 }
 
-/// What a backend reports for one completion, before the op turns it into an [`Outcome`].
+/// What a backend reports for one completion (from an io_uring CQE, an epoll attempt, an IOCP
+/// packet), before the op turns it into an [`Outcome`].
 #[derive(Debug)]
-pub(crate) struct Raw {
+pub(crate) struct Report {
     /// Bytes moved (or the plain success) or the OS error.
     pub res: io::Result<usize>,
     /// More completions follow for this op (multishot).
@@ -116,10 +124,10 @@ pub(crate) struct Raw {
     pub buf: Option<Buf>,
 }
 
-impl Raw {
+impl Report {
     /// A final result with nothing attached.
-    pub fn done(res: io::Result<usize>) -> Raw {
-        Raw {
+    pub fn done(res: io::Result<usize>) -> Report {
+        Report {
             res,
             more: false,
             sock: None,
@@ -129,8 +137,8 @@ impl Raw {
     }
 
     /// The result of an op cancelled before the kernel moved anything.
-    pub fn cancelled() -> Raw {
-        Raw::done(Err(crate::port::cancelled_error()))
+    pub fn cancelled() -> Report {
+        Report::done(Err(cancelled_error()))
     }
 }
 
@@ -170,7 +178,7 @@ impl Op {
 
     /// Turns a backend's raw result into the typed outcome. A final result (`raw.more` false)
     /// moves the op's buffer out; the op is dropped right after.
-    pub fn complete(&mut self, raw: Raw) -> Outcome {
+    pub fn complete(&mut self, raw: Report) -> Outcome {
         match self {
             Op::Accept(_) | Op::AcceptMulti(_) => accept::complete(raw),
             Op::Connect(o) => o.complete(raw),
@@ -197,6 +205,7 @@ pub(crate) mod private {
     }
 
     /// An op on its way into the table (nameable only inside the crate).
+    #[derive(Debug)]
     pub struct Wrapped(pub(crate) super::Op);
 }
 

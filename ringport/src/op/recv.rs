@@ -1,8 +1,8 @@
 //! Recv into a caller buffer: `WSARecv` / `IORING_OP_RECV` / `recv` when readable.
 
-use super::Raw;
+use super::Outcome;
+use super::Report;
 use crate::buf::Buf;
-use crate::port::Outcome;
 use crate::sock::{AsSock, RawSock};
 
 /// Receives once into the spare capacity of a caller's buffer (appending to its bytes).
@@ -25,7 +25,7 @@ impl Recv {
         }
     }
 
-    pub(super) fn complete(&mut self, raw: Raw) -> Outcome {
+    pub(super) fn complete(&mut self, raw: Report) -> Outcome {
         let mut buf = std::mem::take(&mut self.buf);
         if let Ok(n) = raw.res {
             buf.commit(n);

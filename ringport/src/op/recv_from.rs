@@ -1,8 +1,8 @@
 //! Recv from (UDP): `WSARecvFrom` / `IORING_OP_RECVMSG` / `recvfrom` when readable.
 
-use super::Raw;
+use super::Outcome;
+use super::Report;
 use crate::buf::Buf;
-use crate::port::Outcome;
 use crate::sock::{AsSock, RawSock};
 
 /// Receives one datagram into the spare capacity of a caller's buffer.
@@ -24,7 +24,7 @@ impl RecvFrom {
         }
     }
 
-    pub(super) fn complete(&mut self, raw: Raw) -> Outcome {
+    pub(super) fn complete(&mut self, raw: Report) -> Outcome {
         let mut buf = std::mem::take(&mut self.buf);
         let result = raw.res.and_then(|n| {
             buf.commit(n);

@@ -7,8 +7,8 @@
 //! out-of-buffers error ([`Completion::is_out_of_buffers`](crate::Completion::is_out_of_buffers));
 //! the data stays in the socket, and re-submitting once blocks are back loses nothing.
 
-use super::Raw;
-use crate::port::Outcome;
+use super::Outcome;
+use super::Report;
 use crate::sock::{AsSock, RawSock};
 
 /// Receives into pool buffers, one completion per chunk of data, until cancelled.
@@ -59,7 +59,7 @@ impl RecvMulti {
     }
 }
 
-pub(super) fn complete(raw: Raw) -> Outcome {
+pub(super) fn complete(raw: Report) -> Outcome {
     Outcome::RecvMulti {
         result: raw.res,
         buf: raw.buf,

@@ -1,8 +1,8 @@
 //! Send: `WSASend` / `IORING_OP_SEND` with `MSG_WAITALL` / `send` until done, when writable.
 
-use super::Raw;
+use super::Outcome;
+use super::Report;
 use crate::buf::Buf;
-use crate::port::Outcome;
 use crate::sock::{AsSock, RawSock};
 
 /// Sends the bytes of a buffer.
@@ -29,7 +29,7 @@ impl Send {
         }
     }
 
-    pub(super) fn complete(&mut self, raw: Raw) -> Outcome {
+    pub(super) fn complete(&mut self, raw: Report) -> Outcome {
         Outcome::Send {
             result: raw.res,
             buf: std::mem::take(&mut self.buf),

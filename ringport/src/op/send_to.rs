@@ -2,9 +2,9 @@
 
 use std::net::SocketAddr;
 
-use super::Raw;
+use super::Outcome;
+use super::Report;
 use crate::buf::Buf;
-use crate::port::Outcome;
 use crate::sock::{AsSock, RawSock};
 
 /// Sends one datagram holding the buffer's bytes to an address.
@@ -27,7 +27,7 @@ impl SendTo {
         }
     }
 
-    pub(super) fn complete(&mut self, raw: Raw) -> Outcome {
+    pub(super) fn complete(&mut self, raw: Report) -> Outcome {
         Outcome::SendTo {
             result: raw.res,
             buf: std::mem::take(&mut self.buf),

@@ -1,109 +1,25 @@
 //! [`Port`]: the completion port (`CreateIoCompletionPort` + `GetQueuedCompletionStatusEx`).
 
-mod completion;
-#[cfg(feature = "fault-injection")]
-mod faults;
 mod post;
-mod table;
 
 use std::fmt;
 use std::io;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use completion::{
-    Completion, Completions, Outcome, is_accept_aborted, is_cancelled, is_out_of_buffers,
-};
-pub(crate) use completion::{accept_aborted_error, cancelled_error, out_of_buffers_error};
-#[cfg(feature = "fault-injection")]
-pub use faults::Faults;
 pub(crate) use post::PostBox;
 pub use post::Poster;
-pub use table::OpId;
-pub(crate) use table::OpTable;
+
+// What the layers above (the server framework) use of the port's vocabulary, from where it lives.
+pub(crate) use crate::op::{Completion, Completions, OpId, Outcome, is_accept_aborted};
+#[cfg(feature = "fault-injection")]
+pub(crate) use crate::sys::Faults;
+pub(crate) use crate::sys::{Backend, BackendChoice};
 
 use crate::buf::{BufPool, MAX_POOL_BUFS};
 use crate::op::{OpKind, Operation};
 use crate::sock::AsSock;
-use crate::sys::{self, Driver};
-
-/// The environment variable that picks the backend when the builder leaves it to
-/// [`BackendChoice::Auto`]: `uring`, `epoll`, `iocp` or `auto`.
-pub const BACKEND_ENV: &str = "RINGPORT_BACKEND";
-
-/// A kernel mechanism behind a [`Port`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// Linux io_uring: a real completion queue shared with the kernel.
-    Uring,
-    /// Readiness (epoll on Linux) turned into completions in user space.
-    Epoll,
-    /// Windows I/O completion ports.
-    Iocp,
-}
-
-impl Backend {
-    /// The backends this build can run, best first.
-    pub fn compiled() -> &'static [Backend] {
-        #[cfg(target_os = "linux")]
-        return &[Backend::Uring, Backend::Epoll];
-        #[cfg(all(unix, not(target_os = "linux")))]
-        return &[Backend::Epoll];
-        #[cfg(windows)]
-        return &[Backend::Iocp];
-    }
-
-    /// The short name (`uring`, `epoll`, `iocp`), as `RINGPORT_BACKEND` and the CLI spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Uring => "uring",
-            Backend::Epoll => "epoll",
-            Backend::Iocp => "iocp",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Which backend a [`PortBuilder`] uses.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum BackendChoice {
-    /// `RINGPORT_BACKEND` if set, else the best one the kernel allows: io_uring where its setup
-    /// and opcode probe succeed, epoll otherwise (logging why).
-    #[default]
-    Auto,
-    /// Exactly this backend; building fails if it is unavailable.
-    Only(Backend),
-}
-
-impl FromStr for BackendChoice {
-    type Err = io::Error;
-    fn from_str(s: &str) -> io::Result<BackendChoice> {
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "auto" | "" => BackendChoice::Auto,
-            "uring" | "io_uring" | "io-uring" => BackendChoice::Only(Backend::Uring),
-            "epoll" | "poll" => BackendChoice::Only(Backend::Epoll),
-            "iocp" => BackendChoice::Only(Backend::Iocp),
-            other => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("unknown backend {other:?}: expected auto, uring, epoll or iocp"),
-                ));
-            }
-        })
-    }
-}
-
-impl From<Backend> for BackendChoice {
-    fn from(b: Backend) -> BackendChoice {
-        BackendChoice::Only(b)
-    }
-}
+use crate::sys::{self, BACKEND_ENV, Driver, OpTable};
 
 /// Settings for a new [`Port`].
 #[derive(Clone, Debug)]
@@ -194,6 +110,14 @@ impl PortBuilder {
         if let Some(reason) = &opened.fallback {
             tracing::warn!(backend = %opened.driver.backend(), "{reason}");
         }
+        #[cfg(feature = "fault-injection")]
+        let opened = sys::Opened {
+            driver: match self.faults {
+                Some(plan) => Box::new(sys::FaultyDriver::new(opened.driver, plan)),
+                None => opened.driver,
+            },
+            ..opened
+        };
         let posts = PostBox::new(opened.waker);
         Ok(Port {
             driver: opened.driver,
@@ -201,8 +125,6 @@ impl PortBuilder {
             posts,
             pool,
             fallback: opened.fallback,
-            #[cfg(feature = "fault-injection")]
-            faults: self.faults.map(faults::Injector::new),
         })
     }
 }
@@ -236,8 +158,6 @@ pub struct Port {
     posts: Arc<PostBox>,
     pool: BufPool,
     fallback: Option<String>,
-    #[cfg(feature = "fault-injection")]
-    faults: Option<faults::Injector>,
 }
 
 impl Port {
@@ -374,16 +294,9 @@ impl Port {
     /// what is ready now. Returns 0 only when the timeout expired first.
     pub fn wait(&mut self, out: &mut Completions, timeout: Option<Duration>) -> io::Result<usize> {
         out.items.clear();
-        #[cfg(feature = "fault-injection")]
-        self.deliver_deferred(out);
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
         loop {
             self.collect(out);
-            // Completions the fault injector held back are due before this wait could block.
-            #[cfg(feature = "fault-injection")]
-            if out.items.is_empty() {
-                self.deliver_deferred(out);
-            }
             let remaining = match deadline {
                 None => None,
                 Some(None) => None, // too far away to represent: wait forever
@@ -421,63 +334,11 @@ impl Port {
 
     /// Moves ready completions (kernel ones first, then posted ones) into `out`.
     fn collect(&mut self, out: &mut Completions) {
-        #[cfg(feature = "fault-injection")]
-        if self.faults.is_some() {
-            self.collect_with_faults(out);
-        }
         let room = out.max - out.items.len();
         let n = room.min(self.table.ready.len());
         out.items.extend(self.table.ready.drain(..n));
         let room = out.max - out.items.len();
         self.posts.drain_into(&mut out.items, room);
-    }
-
-    /// Completions the fault injector held back at the last wait come first now.
-    #[cfg(feature = "fault-injection")]
-    fn deliver_deferred(&mut self, out: &mut Completions) {
-        let Some(inj) = self.faults.as_mut() else {
-            return;
-        };
-        let mut deferred = inj.take_deferred();
-        while out.items.len() < out.max {
-            let Some(c) = deferred.pop_front() else { break };
-            out.items.push(c);
-        }
-        // More than a batch was held: the rest go first into the next one.
-        for c in deferred.into_iter().rev() {
-            self.table.ready.push_front(c);
-        }
-    }
-
-    /// Moves ready completions into `out` through the fault injector.
-    #[cfg(feature = "fault-injection")]
-    fn collect_with_faults(&mut self, out: &mut Completions) {
-        use faults::Verdict;
-        while out.items.len() < out.max {
-            let Some(c) = self.table.ready.pop_front() else {
-                break;
-            };
-            let inj = self.faults.as_mut().expect("checked by the caller");
-            match inj.apply(c) {
-                Verdict::Deliver(c, second) => {
-                    out.items.push(c);
-                    if let Some(second) = second {
-                        self.table.ready.push_front(second);
-                    }
-                }
-                Verdict::Defer(c) => {
-                    inj.defer(c);
-                }
-                Verdict::DeliverAndEnd(c, errno) => {
-                    let id = c.id;
-                    out.items.push(c);
-                    if self.table.contains(id) {
-                        inj.end(id, errno);
-                        let _ = self.driver.cancel(&mut self.table, id);
-                    }
-                }
-            }
-        }
     }
 }
 

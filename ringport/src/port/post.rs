@@ -4,8 +4,7 @@ use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::completion::{Completion, Outcome};
-use super::table::OpId;
+use crate::op::{Completion, OpId, Outcome};
 use crate::sys::Waker;
 
 /// A handle that posts completions to a [`Port`](crate::Port) from any thread and wakes a

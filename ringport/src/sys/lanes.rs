@@ -13,8 +13,8 @@
 use std::collections::VecDeque;
 use std::io;
 
+use crate::op::OpId;
 use crate::op::OpKind;
-use crate::port::OpId;
 use crate::sock::RawSock;
 
 /// The error of an op that waited in a lane while its socket was closed behind the port's back
@@ -217,7 +217,7 @@ mod tests {
     use super::*;
     use crate::op::Timeout;
     use crate::op::private::Sealed;
-    use crate::port::OpTable;
+    use crate::sys::OpTable;
     use std::time::Duration;
 
     fn ids(n: usize) -> Vec<OpId> {

@@ -33,12 +33,22 @@ use std::io;
 use std::time::Duration;
 
 use crate::buf::BufPool;
-use crate::op::OpKind;
-use crate::port::{Backend, BackendChoice, OpId, OpTable};
+use crate::op::{OpId, OpKind};
 use crate::sock::RawSock;
 
+mod backend;
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod lanes;
+mod table;
 mod timers;
+
+pub use backend::{BACKEND_ENV, Backend, BackendChoice};
+#[cfg(feature = "fault-injection")]
+pub use faults::Faults;
+#[cfg(feature = "fault-injection")]
+pub(crate) use faults::FaultyDriver;
+pub(crate) use table::OpTable;
 
 #[cfg(unix)]
 pub(crate) mod unix;

@@ -6,8 +6,9 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use crate::op::Raw;
-use crate::port::{OpId, OpTable};
+use super::OpTable;
+use crate::op::OpId;
+use crate::op::Report;
 
 /// Pending timeouts, nearest first.
 #[derive(Default)]
@@ -30,7 +31,7 @@ impl Timers {
             }
             self.heap.pop();
             // A cancelled timeout left its heap entry behind: its id is no longer in flight.
-            table.complete(OpId::from_tag(tag), Raw::done(Ok(0)));
+            table.complete(OpId::from_tag(tag), Report::done(Ok(0)));
         }
     }
 

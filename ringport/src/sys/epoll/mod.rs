@@ -24,10 +24,11 @@ use socket2::SockAddr;
 use super::lanes::{Dir, Lanes, closed_behind_our_back};
 use super::timers::Timers;
 use super::unix::{Waker, net};
+use super::{Backend, OpTable};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
-use crate::op::{Op, OpKind, Raw};
-use crate::port::{Backend, OpId, OpTable, is_accept_aborted, out_of_buffers_error};
+use crate::op::{Op, OpKind, Report};
+use crate::op::{OpId, is_accept_aborted, out_of_buffers_error};
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -98,12 +99,12 @@ struct Flags {
 /// What one attempt at an op did.
 enum Step {
     /// The op is finished.
-    Done(Raw),
+    Done(Report),
     /// A multishot op produced one result and goes on.
-    More(Raw),
+    More(Report),
     /// A multishot op produced one result and drained the socket (a short read): it goes on
     /// at the socket's next edge, without a syscall just to hear `EAGAIN`.
-    MoreThenWait(Raw),
+    MoreThenWait(Report),
     /// The socket is not ready: wait for its next edge.
     Blocked,
 }
@@ -124,13 +125,13 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
         let step = match op {
             Op::Accept(_) | Op::AcceptMulti(_) => match net::accept(fd) {
                 Ok((sock, addr)) => {
-                    let raw = Raw {
+                    let raw = Report {
                         sock: Some(sock),
                         addr: Some(addr),
-                        ..Raw::done(Ok(0))
+                        ..Report::done(Ok(0))
                     };
                     if matches!(op, Op::AcceptMulti(_)) {
-                        Step::More(Raw { more: true, ..raw })
+                        Step::More(Report { more: true, ..raw })
                     } else {
                         Step::Done(raw)
                     }
@@ -139,76 +140,76 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
                 // A connection reset before it was accepted: a multishot accept reports it
                 // (and goes on), a one-shot one takes the next connection.
                 Err(e) if is_accept_aborted(&e) && matches!(op, Op::AcceptMulti(_)) => {
-                    Step::More(Raw {
+                    Step::More(Report {
                         more: true,
-                        ..Raw::done(Err(e))
+                        ..Report::done(Err(e))
                     })
                 }
                 Err(e) if retry(&e) => continue,
-                Err(e) => Step::Done(Raw::done(Err(e))),
+                Err(e) => Step::Done(Report::done(Err(e))),
             },
             Op::Recv(r) => {
                 if r.buf.spare_capacity() == 0 {
-                    return Step::Done(Raw::done(Err(io::Error::new(
+                    return Step::Done(Report::done(Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         "recv into a buffer with no spare capacity",
                     ))));
                 }
                 match net::recv(fd, r.buf.spare_mut()) {
-                    Ok(n) => Step::Done(Raw::done(Ok(n))),
+                    Ok(n) => Step::Done(Report::done(Ok(n))),
                     Err(e) if would_block(&e) => Step::Blocked,
                     Err(e) if retry(&e) => continue,
-                    Err(e) => Step::Done(Raw::done(Err(e))),
+                    Err(e) => Step::Done(Report::done(Err(e))),
                 }
             }
             Op::RecvMulti(r) => {
                 let Some(mut buf) = pool.get() else {
-                    return Step::Done(Raw::done(Err(out_of_buffers_error())));
+                    return Step::Done(Report::done(Err(out_of_buffers_error())));
                 };
                 match net::recv(fd, buf.spare_mut()) {
-                    Ok(0) => Step::Done(Raw::done(Ok(0))),
+                    Ok(0) => Step::Done(Report::done(Ok(0))),
                     Ok(n) => {
                         let drained = n < buf.spare_capacity();
                         buf.commit(n);
-                        let raw = Raw {
+                        let raw = Report {
                             buf: Some(buf),
-                            ..Raw::done(Ok(n))
+                            ..Report::done(Ok(n))
                         };
                         if r.count(n) {
                             Step::Done(raw) // the limit is reached: this one is the last
                         } else if drained && edge_follows {
                             // A short read took all there was; more data (or the FIN) will
                             // raise a new edge, so no second recv just to hear EAGAIN.
-                            Step::MoreThenWait(Raw { more: true, ..raw })
+                            Step::MoreThenWait(Report { more: true, ..raw })
                         } else {
-                            Step::More(Raw { more: true, ..raw })
+                            Step::More(Report { more: true, ..raw })
                         }
                     }
                     Err(e) if would_block(&e) => Step::Blocked,
                     Err(e) if retry(&e) => continue,
-                    Err(e) => Step::Done(Raw::done(Err(e))),
+                    Err(e) => Step::Done(Report::done(Err(e))),
                 }
             }
             Op::RecvFrom(r) => match net::recv_from(fd, r.buf.spare_mut()) {
-                Ok((n, addr)) => Step::Done(Raw {
+                Ok((n, addr)) => Step::Done(Report {
                     addr: Some(addr),
-                    ..Raw::done(Ok(n))
+                    ..Report::done(Ok(n))
                 }),
                 Err(e) if would_block(&e) => Step::Blocked,
                 // A connection reset before it was accepted: a multishot accept reports it
                 // (and goes on), a one-shot one takes the next connection.
                 Err(e) if is_accept_aborted(&e) && matches!(op, Op::AcceptMulti(_)) => {
-                    Step::More(Raw {
+                    Step::More(Report {
                         more: true,
-                        ..Raw::done(Err(e))
+                        ..Report::done(Err(e))
                     })
                 }
                 Err(e) if retry(&e) => continue,
-                Err(e) => Step::Done(Raw::done(Err(e))),
+                Err(e) => Step::Done(Report::done(Err(e))),
             },
             Op::Send(s) => {
                 if s.sent == s.buf.len() {
-                    return Step::Done(Raw::done(Ok(s.sent)));
+                    return Step::Done(Report::done(Ok(s.sent)));
                 }
                 match net::send(fd, &s.buf[s.sent..]) {
                     Ok(n) => {
@@ -218,27 +219,27 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
                     Err(e) if would_block(&e) => Step::Blocked,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     // Bytes that went out before the failure are reported, not dropped.
-                    Err(_) if s.sent > 0 => Step::Done(Raw::done(Ok(s.sent))),
-                    Err(e) => Step::Done(Raw::done(Err(e))),
+                    Err(_) if s.sent > 0 => Step::Done(Report::done(Ok(s.sent))),
+                    Err(e) => Step::Done(Report::done(Err(e))),
                 }
             }
             Op::SendTo(s) => match net::send_to(fd, &s.buf, &SockAddr::from(s.addr)) {
-                Ok(n) => Step::Done(Raw::done(Ok(n))),
+                Ok(n) => Step::Done(Report::done(Ok(n))),
                 Err(e) if would_block(&e) => Step::Blocked,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Step::Done(Raw::done(Err(e))),
+                Err(e) => Step::Done(Report::done(Err(e))),
             },
             Op::Connect(c) if !c.started => {
                 c.started = true;
                 match net::connect(fd, &SockAddr::from(c.addr)) {
-                    Ok(()) => Step::Done(Raw::done(Ok(0))),
+                    Ok(()) => Step::Done(Report::done(Ok(0))),
                     Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Blocked,
-                    Err(e) => Step::Done(Raw::done(Err(e))),
+                    Err(e) => Step::Done(Report::done(Err(e))),
                 }
             }
             Op::Connect(_) => match net::take_error(fd) {
-                Ok(Some(e)) | Err(e) => Step::Done(Raw::done(Err(e))),
-                Ok(None) if net::is_connected(fd) => Step::Done(Raw::done(Ok(0))),
+                Ok(Some(e)) | Err(e) => Step::Done(Report::done(Err(e))),
+                Ok(None) if net::is_connected(fd) => Step::Done(Report::done(Ok(0))),
                 Ok(None) => Step::Blocked,
             },
             Op::Close(_) | Op::Timeout(_) | Op::Nop(_) => {
@@ -263,7 +264,7 @@ impl Epoll {
         flags.nonblocking = false;
         let (heads, waiting) = self.lanes.drain(fd);
         for id in heads.into_iter().chain(waiting) {
-            table.complete(id, Raw::done(Err(closed_behind_our_back())));
+            table.complete(id, Report::done(Err(closed_behind_our_back())));
         }
     }
 
@@ -304,14 +305,14 @@ impl Epoll {
             match attempt(&mut entry.op, fd, &self.pool, edge_follows) {
                 Step::Done(raw) => {
                     self.lanes.finish(fd, dir, id);
-                    self.deliver(table, id, raw);
+                    self.complete(table, id, raw);
                 }
                 Step::MoreThenWait(raw) => {
-                    self.deliver(table, id, raw);
+                    self.complete(table, id, raw);
                     return;
                 }
                 Step::More(raw) => {
-                    self.deliver(table, id, raw);
+                    self.complete(table, id, raw);
                     budget -= 1;
                     if budget == 0 {
                         self.mark_runnable(fd);
@@ -322,7 +323,7 @@ impl Epoll {
                     if let Err(e) = self.register(fd) {
                         // Not pollable (or the registration failed): the op cannot wait.
                         self.lanes.finish(fd, dir, id);
-                        table.complete(id, Raw::done(Err(e)));
+                        table.complete(id, Report::done(Err(e)));
                         continue;
                     }
                     return;
@@ -340,7 +341,7 @@ impl Epoll {
         }
     }
 
-    fn deliver(&mut self, table: &mut OpTable, id: OpId, raw: Raw) {
+    fn complete(&mut self, table: &mut OpTable, id: OpId, raw: Report) {
         if let Some(sock) = &raw.sock {
             use std::os::fd::AsRawFd;
             self.fresh_fd(table, sock.as_raw_fd());
@@ -369,15 +370,15 @@ impl Epoll {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
         drop(sock);
-        table.complete(id, Raw::done(Ok(0)));
+        table.complete(id, Report::done(Ok(0)));
     }
 }
 
 /// The final result of a cancelled op: a send that already sent bytes reports them.
-fn cancel_result(table: &OpTable, id: OpId) -> Raw {
+fn cancel_result(table: &OpTable, id: OpId) -> Report {
     match table.get(id).map(|e| &e.op) {
-        Some(Op::Send(s)) if s.sent > 0 => Raw::done(Ok(s.sent)),
-        _ => Raw::cancelled(),
+        Some(Op::Send(s)) if s.sent > 0 => Report::done(Ok(s.sent)),
+        _ => Report::cancelled(),
     }
 }
 
@@ -415,7 +416,7 @@ impl Driver for Epoll {
                 return Ok(());
             }
             Op::Nop(_) => {
-                table.complete(id, Raw::done(Ok(0)));
+                table.complete(id, Report::done(Ok(0)));
                 return Ok(());
             }
             Op::Connect(c) => {

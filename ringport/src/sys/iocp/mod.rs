@@ -72,12 +72,11 @@ use self::side::{Cancel, Issued};
 use self::win::{Associated, CompletionPort, Ext};
 use super::lanes::{Dir, Lanes, closed_behind_our_back};
 use super::timers::Timers;
+use super::{Backend, OpTable};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
-use crate::op::{Op, OpKind, Raw};
-use crate::port::{
-    Backend, OpId, OpTable, accept_aborted_error, cancelled_error, out_of_buffers_error,
-};
+use crate::op::{Op, OpKind, Report};
+use crate::op::{OpId, accept_aborted_error, cancelled_error, out_of_buffers_error};
 use crate::sock::RawSock;
 
 /// How many AcceptEx an `op::AcceptMulti` keeps posted, so a burst of connections finds
@@ -154,14 +153,14 @@ enum Start {
     /// Its call is in the kernel; a packet will come.
     Queued,
     /// It ended without reaching the kernel (or failed at once).
-    Done(Raw),
+    Done(Report),
 }
 
 impl From<Issued> for Start {
     fn from(issued: Issued) -> Start {
         match issued {
             Issued::Queued => Start::Queued,
-            Issued::Failed(e) => Start::Done(Raw::done(Err(e))),
+            Issued::Failed(e) => Start::Done(Report::done(Err(e))),
         }
     }
 }
@@ -294,7 +293,7 @@ impl Iocp {
     fn start(&mut self, table: &mut OpTable, id: OpId) -> Start {
         self.ensure_side(table, id);
         let Some(entry) = table.get_mut(id) else {
-            return Start::Done(Raw::cancelled());
+            return Start::Done(Report::cancelled());
         };
         let side = entry
             .side
@@ -307,7 +306,7 @@ impl Iocp {
         match &mut entry.op {
             Op::Recv(r) => {
                 if r.buf.spare_capacity() == 0 {
-                    return Start::Done(Raw::done(Err(io::Error::new(
+                    return Start::Done(Report::done(Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         "recv into a buffer with no spare capacity",
                     ))));
@@ -343,14 +342,14 @@ impl Iocp {
                 let listener = a.listener;
                 match family_of(listener) {
                     Ok(domain) => accept_into(&self.ext, side, listener, domain).into(),
-                    Err(e) => Start::Done(Raw::done(Err(e))),
+                    Err(e) => Start::Done(Report::done(Err(e))),
                 }
             }
             Op::AcceptMulti(a) => {
                 let listener = a.listener;
                 let domain = match family_of(listener) {
                     Ok(domain) => domain,
-                    Err(e) => return Start::Done(Raw::done(Err(e))),
+                    Err(e) => return Start::Done(Report::done(Err(e))),
                 };
                 side.set_family(i32::from(domain) as u16);
                 let mut failed = None;
@@ -362,7 +361,7 @@ impl Iocp {
                 }
                 match failed {
                     None => Start::Queued,
-                    Some(e) if !side.in_kernel() => Start::Done(Raw::done(Err(e))),
+                    Some(e) if !side.in_kernel() => Start::Done(Report::done(Err(e))),
                     Some(e) => {
                         // Some slots are posted: end like a failed multishot accept.
                         side.cancel_io(listener);
@@ -378,7 +377,7 @@ impl Iocp {
                 match prepare_connect(sock, c.addr) {
                     // SAFETY: `side` stays put until the packet; the socket is owned by the op.
                     Ok(()) => unsafe { side.connect(&self.ext, raw, c.addr) }.into(),
-                    Err(e) => Start::Done(Raw::done(Err(e))),
+                    Err(e) => Start::Done(Report::done(Err(e))),
                 }
             }
             // SAFETY: `side` stays put until the packet.
@@ -404,7 +403,7 @@ impl Iocp {
     /// Delivers op `id`'s final result (its last packet is in, or it never reached the kernel)
     /// and returns the next op of its lane, which the caller must start.
     #[must_use]
-    fn finish(&mut self, table: &mut OpTable, id: OpId, raw: Raw) -> Option<OpId> {
+    fn finish(&mut self, table: &mut OpTable, id: OpId, raw: Report) -> Option<OpId> {
         let entry = table.get_mut(id)?;
         let lane = entry.op.sock().zip(Dir::of(entry.op.kind()));
         if let Some(side) = entry.side.take() {
@@ -422,7 +421,7 @@ impl Iocp {
     }
 
     /// Like [`finish`](Iocp::finish), and starts the lane's next op.
-    fn end(&mut self, table: &mut OpTable, id: OpId, raw: Raw) {
+    fn end(&mut self, table: &mut OpTable, id: OpId, raw: Report) {
         if let Some(next) = self.finish(table, id, raw) {
             self.run_lane(table, next);
         }
@@ -434,7 +433,7 @@ impl Iocp {
     fn fresh_sock(&mut self, table: &mut OpTable, sock: RawSock) {
         let (_in_kernel, waiting) = self.lanes.drain(sock);
         for id in waiting {
-            table.complete(id, Raw::done(Err(closed_behind_our_back())));
+            table.complete(id, Report::done(Err(closed_behind_our_back())));
         }
     }
 
@@ -470,12 +469,12 @@ impl Iocp {
                 // closesocket aborts it; its packet ends it as cancelled.
                 Some(side) if side.in_kernel() => side.set_cancel(Cancel::Close),
                 _ => {
-                    table.complete(op, Raw::cancelled());
+                    table.complete(op, Report::cancelled());
                 }
             }
         }
         let res = win::close(sock);
-        table.complete(id, Raw::done(res.map(|()| 0)));
+        table.complete(id, Report::done(res.map(|()| 0)));
     }
 
     /// Handles one dequeued packet.
@@ -512,19 +511,19 @@ impl Iocp {
                 } else {
                     Err(self.call_error(side, status))
                 };
-                self.end(table, id, Raw::done(res));
+                self.end(table, id, Report::done(res));
             }
             Some(OpKind::RecvFrom) => {
                 let raw = if succeeded(status) {
                     match side.sender() {
-                        Ok(addr) => Raw {
+                        Ok(addr) => Report {
                             addr: Some(addr),
-                            ..Raw::done(Ok(bytes))
+                            ..Report::done(Ok(bytes))
                         },
-                        Err(e) => Raw::done(Err(e)),
+                        Err(e) => Report::done(Err(e)),
                     }
                 } else {
-                    Raw::done(Err(self.call_error(side, status)))
+                    Report::done(Err(self.call_error(side, status)))
                 };
                 self.end(table, id, raw);
             }
@@ -536,7 +535,7 @@ impl Iocp {
                 } else {
                     Err(self.call_error(side, status))
                 };
-                self.end(table, id, Raw::done(res));
+                self.end(table, id, Report::done(res));
             }
             Some(OpKind::Accept) => self.accepted_one(table, id, status),
             Some(OpKind::AcceptMulti) => self.accepted_multi(table, id, slot, status),
@@ -577,11 +576,11 @@ impl Iocp {
         } else {
             Err(io::Error::from(io::ErrorKind::WriteZero))
         };
-        self.end(table, id, Raw::done(res));
+        self.end(table, id, Report::done(res));
     }
 
     /// The accepted socket of a successful AcceptEx packet, ready for the caller.
-    fn take_accepted(&self, table: &OpTable, id: OpId, slot: u32) -> io::Result<Raw> {
+    fn take_accepted(&self, table: &OpTable, id: OpId, slot: u32) -> io::Result<Report> {
         let listener = table
             .get(id)
             .and_then(|e| e.op.sock())
@@ -590,10 +589,10 @@ impl Iocp {
         let (sock, addr) = side.accepted(&self.ext, listener)?;
         // Not associated: the first port that runs an operation on it will be its port.
         win::set_nonblocking(sock.as_raw_socket())?;
-        Ok(Raw {
+        Ok(Report {
             sock: Some(sock),
             addr: Some(addr),
-            ..Raw::done(Ok(0))
+            ..Report::done(Ok(0))
         })
     }
 
@@ -601,7 +600,7 @@ impl Iocp {
         if succeeded(status) {
             let raw = self
                 .take_accepted(table, id, 0)
-                .unwrap_or_else(|e| Raw::done(Err(e)));
+                .unwrap_or_else(|e| Report::done(Err(e)));
             return self.end(table, id, raw);
         }
         let side = side_of(table, id, 0).expect("an accept in flight has its Side");
@@ -613,7 +612,7 @@ impl Iocp {
             return;
         }
         let e = self.call_error(side, status);
-        self.end(table, id, Raw::done(Err(e)));
+        self.end(table, id, Report::done(Err(e)));
     }
 
     fn accepted_multi(&mut self, table: &mut OpTable, id: OpId, slot: u32, status: NTSTATUS) {
@@ -624,7 +623,7 @@ impl Iocp {
             match self.take_accepted(table, id, slot) {
                 Ok(raw) => {
                     let sock = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
-                    table.complete(id, Raw { more: true, ..raw });
+                    table.complete(id, Report { more: true, ..raw });
                     if let Some(sock) = sock {
                         self.accepted_sock(table, sock);
                     }
@@ -640,9 +639,9 @@ impl Iocp {
                 // slot's AcceptEx is posted again below.
                 table.complete(
                     id,
-                    Raw {
+                    Report {
                         more: true,
-                        ..Raw::done(Err(accept_aborted_error()))
+                        ..Report::done(Err(accept_aborted_error()))
                     },
                 );
             } else {
@@ -660,7 +659,7 @@ impl Iocp {
         }
         if (self.ending.contains_key(&id) || self.closing) && !in_kernel(table, id) {
             let e = self.ending.remove(&id).unwrap_or_else(cancelled_error);
-            self.end(table, id, Raw::done(Err(e)));
+            self.end(table, id, Report::done(Err(e)));
         }
     }
 
@@ -684,23 +683,23 @@ impl Iocp {
         let side = side_of(table, id, 0).expect("a recv in flight has its Side");
         if !succeeded(status) {
             let e = self.call_error(side, status);
-            return self.end(table, id, Raw::done(Err(e)));
+            return self.end(table, id, Report::done(Err(e)));
         }
         if side.cancel() != Cancel::No || self.closing {
             // Cancelled before taking anything: the data stays in the socket.
-            return self.end(table, id, Raw::cancelled());
+            return self.end(table, id, Report::cancelled());
         }
         for _ in 0..STEP_BUDGET {
             let Some(mut buf) = self.pool.get() else {
-                return self.end(table, id, Raw::done(Err(out_of_buffers_error())));
+                return self.end(table, id, Report::done(Err(out_of_buffers_error())));
             };
             match win::recv_now(sock, buf.spare_mut()) {
-                Ok(0) => return self.end(table, id, Raw::done(Ok(0))),
+                Ok(0) => return self.end(table, id, Report::done(Ok(0))),
                 Ok(n) => {
                     buf.commit(n);
-                    let raw = Raw {
+                    let raw = Report {
                         buf: Some(buf),
-                        ..Raw::done(Ok(n))
+                        ..Report::done(Ok(n))
                     };
                     let at_limit = match table.get_mut(id).map(|e| &mut e.op) {
                         Some(Op::RecvMulti(r)) => r.count(n),
@@ -710,11 +709,11 @@ impl Iocp {
                         // The op's byte limit is reached: this completion is its last.
                         return self.end(table, id, raw);
                     }
-                    table.complete(id, Raw { more: true, ..raw });
+                    table.complete(id, Report { more: true, ..raw });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.end(table, id, Raw::done(Err(e))),
+                Err(e) => return self.end(table, id, Report::done(Err(e))),
             }
         }
         // Drained (or out of budget: the zero-byte receive then completes at once, behind the
@@ -796,7 +795,7 @@ impl Driver for Iocp {
         };
         if let Err(e) = attached {
             // Never reached the kernel: ends at once, like any call that fails at once.
-            table.complete(id, Raw::done(Err(e)));
+            table.complete(id, Report::done(Err(e)));
             return Ok(());
         }
         if self.lanes.push(sock, dir, id) {
@@ -831,7 +830,7 @@ impl Driver for Iocp {
                 if let (Some(sock), Some(dir)) = (sock, Dir::of(kind)) {
                     self.lanes.remove(sock, dir, id);
                 }
-                table.complete(id, Raw::cancelled());
+                table.complete(id, Report::cancelled());
             }
         }
         Ok(())
@@ -873,7 +872,7 @@ impl Driver for Iocp {
                     }
                 }
                 _ => {
-                    table.complete(id, Raw::cancelled());
+                    table.complete(id, Report::cancelled());
                 }
             }
         }

@@ -27,10 +27,11 @@ use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 use self::buf_ring::BufRing;
 use super::lanes::{Dir, Lanes, closed_behind_our_back};
 use super::unix::{Waker, net};
+use super::{Backend, OpTable};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
-use crate::op::{Op, OpKind, Raw, When};
-use crate::port::{Backend, OpId, OpTable};
+use crate::op::OpId;
+use crate::op::{Op, OpKind, Report, When};
 
 /// Buffer group id of the port's pool ring.
 const POOL_GROUP: u16 = 0;
@@ -296,10 +297,10 @@ impl Uring {
             let errno = -res;
             match entry.op {
                 // A timeout that fired reports -ETIME: that is its success.
-                Op::Timeout(_) if errno == libc::ETIME => Raw::done(Ok(0)),
-                _ => Raw {
+                Op::Timeout(_) if errno == libc::ETIME => Report::done(Ok(0)),
+                _ => Report {
                     more,
-                    ..Raw::done(Err(io::Error::from_raw_os_error(errno)))
+                    ..Report::done(Err(io::Error::from_raw_os_error(errno)))
                 },
             }
         } else {
@@ -317,26 +318,26 @@ impl Uring {
                         },
                         _ => None,
                     };
-                    Raw {
+                    Report {
                         more,
                         sock,
                         addr,
-                        ..Raw::done(Ok(0))
+                        ..Report::done(Ok(0))
                     }
                 }
-                Op::RecvMulti(_) if n > 0 && picked.is_none() => Raw::done(Err(io::Error::other(
-                    "multishot recv completed without a buffer",
-                ))),
+                Op::RecvMulti(_) if n > 0 && picked.is_none() => Report::done(Err(
+                    io::Error::other("multishot recv completed without a buffer"),
+                )),
                 Op::RecvMulti(r) => {
                     if r.count(n) && more && !self.recv_limit && !r.stopping {
                         // No kernel cap: stop the op ourselves now that it reached its limit.
                         r.stopping = true;
                         stop = true;
                     }
-                    Raw {
+                    Report {
                         more,
                         buf: picked,
-                        ..Raw::done(Ok(n))
+                        ..Report::done(Ok(n))
                     }
                 }
                 Op::RecvFrom(_) => {
@@ -347,14 +348,14 @@ impl Uring {
                     // SAFETY: the kernel wrote `msg_namelen` bytes of sender address into
                     // `side.addr` (the msghdr's name) before posting this CQE.
                     let addr = unsafe { net::read_addr(&side.addr, side.msg.msg_namelen).ok() };
-                    Raw {
+                    Report {
                         addr,
-                        ..Raw::done(Ok(n))
+                        ..Report::done(Ok(n))
                     }
                 }
-                _ => Raw {
+                _ => Report {
                     more,
-                    ..Raw::done(Ok(n))
+                    ..Report::done(Ok(n))
                 },
             }
         };
@@ -376,7 +377,7 @@ impl Uring {
     /// Starts `id`, the new head of a lane; if it cannot start, fails it and tries the next.
     fn start_head(&mut self, table: &mut OpTable, fd: RawFd, dir: Dir, mut id: OpId) {
         while let Err(e) = self.start(table, id) {
-            table.complete(id, Raw::done(Err(e)));
+            table.complete(id, Report::done(Err(e)));
             match self.lanes.finish(fd, dir, id) {
                 Some(next) => id = next,
                 None => return,
@@ -393,7 +394,7 @@ impl Uring {
             if self.in_kernel(table, id) {
                 let _ = self.cancel_in_kernel(table, id);
             } else {
-                table.complete(id, Raw::done(Err(closed_behind_our_back())));
+                table.complete(id, Report::done(Err(closed_behind_our_back())));
             }
         }
     }
@@ -443,7 +444,7 @@ impl Uring {
                 if r.buf.spare_capacity() == 0 {
                     table.complete(
                         id,
-                        Raw::done(Err(io::Error::new(
+                        Report::done(Err(io::Error::new(
                             io::ErrorKind::InvalidInput,
                             "recv into a buffer with no spare capacity",
                         ))),
@@ -505,7 +506,7 @@ impl Uring {
                 let (heads, waiting) = self.lanes.drain(fd);
                 for op in heads.into_iter().chain(waiting) {
                     if !self.in_kernel(table, op) {
-                        table.complete(op, Raw::cancelled());
+                        table.complete(op, Report::cancelled());
                     }
                 }
                 let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
@@ -601,7 +602,7 @@ impl Driver for Uring {
         if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
             self.lanes.remove(fd, dir, id);
         }
-        table.complete(id, Raw::cancelled());
+        table.complete(id, Report::cancelled());
         Ok(())
     }
 
@@ -655,7 +656,7 @@ impl Driver for Uring {
         // when the others complete.
         for id in table.ids() {
             if !self.in_kernel(table, id) {
-                table.complete(id, Raw::cancelled());
+                table.complete(id, Report::cancelled());
             }
         }
         self.lanes.clear();

@@ -1,8 +1,9 @@
 //! Fault injection (cargo feature `fault-injection`, for tests): completions that fail the way
 //! real networks and kernels make them fail, at chosen rates, on every backend.
 //!
-//! Faults are applied to completions as they leave the port, so every backend gets the same
-//! ones, and each is one a real kernel can produce:
+//! [`FaultyDriver`] wraps a backend's [`Driver`]: it delegates every call and judges each
+//! completion the backend adds to the table as it comes, so every backend gets the same faults,
+//! and the [`Port`](crate::Port) knows nothing of them. Each is one a real kernel can produce:
 //!
 //! | fault            | what the application sees                                            |
 //! |------------------|----------------------------------------------------------------------|
@@ -18,10 +19,12 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
+use std::time::Duration;
 
-use super::completion::{Completion, Outcome};
-use super::table::OpId;
+use super::{Backend, Driver, OpTable};
 use crate::buf::Buf;
+use crate::op::{Completion, OpId, OpKind, Outcome};
+use crate::sock::RawSock;
 
 /// Fault rates (each a probability per eligible completion, 0.0 to 1.0) and the seed of the
 /// deterministic random schedule.
@@ -50,6 +53,124 @@ impl Faults {
             seed,
             ..Faults::default()
         }
+    }
+}
+
+/// A backend's driver with faults injected into its completions.
+pub(crate) struct FaultyDriver {
+    inner: Box<dyn Driver>,
+    injector: Injector,
+}
+
+impl FaultyDriver {
+    /// Wraps `inner`, injecting the faults of `plan`.
+    pub fn new(inner: Box<dyn Driver>, plan: Faults) -> FaultyDriver {
+        FaultyDriver {
+            inner,
+            injector: Injector::new(plan),
+        }
+    }
+
+    /// Judges the completions the backend added to `table.ready` from index `from` on (those
+    /// before were judged when they arrived): delivers them as they are or changed, holds some
+    /// back, ends multishot ops early (whose final completions are judged in turn).
+    fn judge(&mut self, table: &mut OpTable, from: usize) {
+        let mut fresh: VecDeque<Completion> = table.ready.drain(from..).collect();
+        while let Some(c) = fresh.pop_front() {
+            match self.injector.apply(c) {
+                Verdict::Deliver(c, second) => {
+                    table.ready.push_back(c);
+                    if let Some(second) = second {
+                        fresh.push_front(second);
+                    }
+                }
+                Verdict::Defer(c) => self.injector.defer(c),
+                Verdict::DeliverAndEnd(c, errno) => {
+                    let id = c.id;
+                    table.ready.push_back(c);
+                    if table.contains(id) {
+                        self.injector.end(id, errno);
+                        let mark = table.ready.len();
+                        let _ = self.inner.cancel(table, id);
+                        fresh.extend(table.ready.drain(mark..));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Completions held back by an earlier call are due now: behind those already at hand.
+    fn release_deferred(&mut self, table: &mut OpTable) {
+        table.ready.extend(self.injector.take_deferred());
+    }
+
+    /// Runs `call` on the inner driver and judges what it completed.
+    fn judged<R>(
+        &mut self,
+        table: &mut OpTable,
+        call: impl FnOnce(&mut dyn Driver, &mut OpTable) -> R,
+    ) -> R {
+        let from = table.ready.len();
+        let r = call(&mut *self.inner, table);
+        self.judge(table, from);
+        r
+    }
+}
+
+impl Driver for FaultyDriver {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+
+    fn supports(&self, kind: OpKind) -> bool {
+        self.inner.supports(kind)
+    }
+
+    fn associate(&mut self, sock: RawSock) -> io::Result<()> {
+        self.inner.associate(sock)
+    }
+
+    fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        self.judged(table, |d, t| d.submit(t, id))
+    }
+
+    fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        self.judged(table, |d, t| d.cancel(t, id))
+    }
+
+    fn flush(&mut self, table: &mut OpTable) -> io::Result<()> {
+        self.judged(table, |d, t| d.flush(t))
+    }
+
+    fn poll(&mut self, table: &mut OpTable, want: usize) -> io::Result<()> {
+        self.release_deferred(table);
+        self.judged(table, |d, t| d.poll(t, want))
+    }
+
+    fn wait(
+        &mut self,
+        table: &mut OpTable,
+        want: usize,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        // Held-back completions come one call later, and never later than a wait that would
+        // otherwise block on them.
+        self.release_deferred(table);
+        let timeout = if table.ready.is_empty() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.judged(table, |d, t| d.wait(t, want, timeout))?;
+        if table.ready.is_empty() {
+            self.release_deferred(table);
+        }
+        Ok(())
+    }
+
+    fn shutdown(&mut self, table: &mut OpTable) {
+        self.inner.shutdown(table);
+        drop(self.injector.take_deferred());
     }
 }
 
@@ -305,7 +426,7 @@ mod tests {
             id: OpId::from_tag(5),
             more: false,
             outcome: Outcome::RecvMulti {
-                result: Err(crate::port::cancelled_error()),
+                result: Err(crate::op::cancelled_error()),
                 buf: None,
             },
         };
@@ -313,5 +434,55 @@ mod tests {
             panic!()
         };
         assert!(last.is_out_of_buffers(), "{last:?}");
+    }
+
+    /// Through a real port on every backend: the wrapper sees the backend's completions and
+    /// changes them (a reset at rate 1), and holds some back without losing them.
+    #[cfg(unix)]
+    #[test]
+    fn the_wrapped_driver_injects_into_real_completions() {
+        use std::io::Write;
+        use std::net::{TcpListener, TcpStream};
+        for &backend in Backend::compiled() {
+            let plan = Faults {
+                reset: 1.0,
+                would_block: 0.5,
+                ..Faults::seeded(11)
+            };
+            let mut port = crate::Port::builder()
+                .backend(backend)
+                .faults(plan)
+                .build()
+                .unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, _) = listener.accept().unwrap();
+            port.associate(&server).unwrap();
+            for token in 0..8 {
+                port.submit(crate::op::Nop::new(), token).unwrap();
+            }
+            port.submit(crate::op::Recv::new(&server, Buf::with_capacity(64)), 99)
+                .unwrap();
+            client.write_all(b"hello").unwrap();
+            let mut batch = crate::Completions::default();
+            let (mut nops, mut recv) = (0, None);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while nops < 8 || recv.is_none() {
+                assert!(std::time::Instant::now() < deadline, "{backend}: lost");
+                port.wait(&mut batch, Some(Duration::from_millis(100)))
+                    .unwrap();
+                for c in batch.drain() {
+                    match c.outcome {
+                        Outcome::Nop(Ok(())) => nops += 1,
+                        Outcome::Recv { result, .. } => recv = Some(result),
+                        other => panic!("{backend}: {other:?}"),
+                    }
+                }
+            }
+            let err = recv
+                .unwrap()
+                .expect_err("the receive was reset by the injector");
+            assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{backend}");
+        }
     }
 }

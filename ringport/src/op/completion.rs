@@ -3,7 +3,7 @@
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 
-use super::table::OpId;
+use super::OpId;
 use crate::buf::Buf;
 
 /// One finished operation (or one step of a multishot one, or a posted message).

@@ -1,67 +1,13 @@
-//! The table of in-flight operations: what the kernel is working on, keyed by [`OpId`].
+//! The table of in-flight operations: what the kernel is working on, keyed by [`OpId`]. The
+//! port owns it and hands it to its driver on every call; the driver moves ops between it and
+//! the kernel.
 
 use std::collections::VecDeque;
-use std::fmt;
 
 use slab::Slab;
 
-use super::completion::Completion;
-use crate::op::{Op, Raw};
-use crate::sys::Side;
-
-/// Identifies one submitted operation, from [`Port::submit`](crate::Port::submit) until its final
-/// completion; use it to [`cancel`](crate::Port::cancel) that one operation.
-///
-/// It is the OVERLAPPED pointer of the tutorials: unique among the port's in-flight operations,
-/// and never confused with a later operation that reuses the slot (it carries a generation).
-#[derive(Copy, Clone, PartialEq, Eq, Hash)]
-pub struct OpId(u64);
-
-/// Generations never take this value, so internal kernel tags (`u64` user data with it in the
-/// high half) cannot collide with an `OpId`.
-const RESERVED_GEN: u32 = u32::MAX;
-
-impl OpId {
-    /// The id carried by completions that [`Poster::post`](crate::Poster::post) made.
-    pub const POSTED: OpId = OpId((RESERVED_GEN as u64) << 32);
-
-    fn new(key: usize, generation: u32) -> OpId {
-        OpId(u64::from(generation) << 32 | key as u64)
-    }
-
-    fn key(self) -> usize {
-        (self.0 & 0xffff_ffff) as usize
-    }
-
-    fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-
-    /// The id as a kernel tag (io_uring user data); [`OpId::from_tag`] reverses it.
-    pub(crate) fn tag(self) -> u64 {
-        self.0
-    }
-
-    /// The id a kernel tag stands for.
-    pub(crate) fn from_tag(tag: u64) -> OpId {
-        OpId(tag)
-    }
-
-    /// A kernel tag that no `OpId` ever has, for the backends' own requests.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // io_uring only
-    pub(crate) const fn internal_tag(n: u32) -> u64 {
-        (RESERVED_GEN as u64) << 32 | n as u64
-    }
-}
-
-impl fmt::Debug for OpId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if *self == OpId::POSTED {
-            return f.write_str("OpId(posted)");
-        }
-        write!(f, "OpId({}#{})", self.key(), self.generation())
-    }
-}
+use super::Side;
+use crate::op::{Completion, Op, OpId, RESERVED_GEN, Report};
 
 /// One in-flight operation: the per-I/O data.
 #[derive(Debug)]
@@ -132,7 +78,7 @@ impl OpTable {
 
     /// Turns the backend's result for `id` into a completion for the next `wait`. A final
     /// result (`raw.more == false`) removes the op. Returns false if `id` was not in flight.
-    pub fn complete(&mut self, id: OpId, raw: Raw) -> bool {
+    pub fn complete(&mut self, id: OpId, raw: Report) -> bool {
         let Some(entry) = self.get_mut(id) else {
             return false;
         };
@@ -205,12 +151,12 @@ mod tests {
     fn stale_ids_do_not_reach_a_reused_slot() {
         let mut t = OpTable::default();
         let a = t.insert(timeout(), 1);
-        assert!(t.complete(a, Raw::done(Ok(0))));
+        assert!(t.complete(a, Report::done(Ok(0))));
         let b = t.insert(timeout(), 2);
         assert_ne!(a, b);
         assert!(!t.contains(a));
         assert!(
-            !t.complete(a, Raw::done(Ok(0))),
+            !t.complete(a, Report::done(Ok(0))),
             "a stale id completes nothing"
         );
         assert!(t.contains(b));
