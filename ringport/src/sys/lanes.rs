@@ -5,6 +5,13 @@
 //! the first send has to wait for buffer space and the second finds room. (IOCP keeps them in
 //! order itself; why it uses lanes anyway: see `sys/iocp`.)
 //!
+//! The policy every backend follows with them is written once, in [`LanePolicy`]: an op
+//! queues in its socket's lane and starts when it reaches the head; a finished head lets the
+//! next one start; ops still queued under a handle value the kernel hands out again belonged to
+//! a socket closed behind the port's back and fail; closing a socket through the port ends
+//! its ops. Each backend supplies the hooks ([`LaneHooks`]): how to start an op, whether the
+//! kernel holds one, what to do with one it holds when its socket is gone.
+//!
 //! Sockets are found by their raw handle: on Unix a descriptor, small and dense, indexes a
 //! `Vec`; on Windows a `SOCKET` is a kernel handle value (sparse, a multiple of 4), so a map.
 //! Either way an entry stays after its socket closes and is reused with the handle value, so
@@ -13,8 +20,8 @@
 use std::collections::VecDeque;
 use std::io;
 
-use crate::op::OpId;
-use crate::op::OpKind;
+use super::OpTable;
+use crate::op::{OpId, OpKind, Report};
 use crate::sock::RawSock;
 
 /// The error of an op that waited in a lane while its socket was closed behind the port's back
@@ -172,7 +179,6 @@ impl<T: Default> Lanes<T> {
     }
 
     /// The op at the head of a lane.
-    #[cfg_attr(windows, allow(dead_code))] // io_uring and epoll
     pub(crate) fn head(&mut self, fd: RawSock, dir: Dir) -> Option<OpId> {
         self.sock(fd).lane(dir).head
     }
@@ -211,6 +217,132 @@ impl<T: Default> Lanes<T> {
         self.socks.clear();
     }
 }
+
+/// Why the socket of an op the kernel holds is gone.
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Gone {
+    /// Closed behind the port's back: the kernel handed out its handle value again.
+    Reused,
+    /// Closed through the port (`op::Close`).
+    Closed,
+}
+
+/// What a backend brings to the lane policy.
+pub(crate) trait LaneHooks {
+    /// What the backend keeps per socket besides its lanes.
+    type Extra: Default;
+
+    /// The backend's lanes.
+    fn lanes(&mut self) -> &mut Lanes<Self::Extra>;
+
+    /// Whether the kernel holds op `id`: then only its completion may end it.
+    fn in_kernel(&self, table: &OpTable, id: OpId) -> bool;
+
+    /// Op `id`, which the kernel holds, is on a socket that is gone: see that its completion
+    /// comes (io_uring cancels it; on IOCP the close itself aborts it).
+    fn abandon(&mut self, table: &mut OpTable, id: OpId, why: Gone);
+
+    /// The final result of op `id`, ended before the kernel took it. Bytes an op already moved
+    /// are reported (epoll: a send that wrote part of its buffer).
+    fn ended_early(&self, table: &OpTable, id: OpId) -> Report {
+        let _ = (table, id);
+        Report::cancelled()
+    }
+}
+
+/// How io_uring and epoll start the op at the head of a lane. (IOCP serves its lanes itself: a
+/// call that fails at once is delivered as that op's completion, through the driver's own
+/// bookkeeping of the op's OVERLAPPED block.)
+#[cfg(unix)]
+pub(crate) trait LaneStart: LaneHooks {
+    /// Starts op `id`, now at the head of its lane (io_uring: hands it to the kernel; epoll:
+    /// attempts it). An error: it never reached the kernel.
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()>;
+}
+
+/// Serving lanes in order, for the backends that start ops through [`LaneStart`].
+#[cfg(unix)]
+pub(crate) trait LaneServe: LaneStart {
+    /// Queues op `id` on socket `fd`'s lane `dir`, and starts it if it is the head. An error:
+    /// it could not start and is out of the lane again (the port drops it).
+    fn enqueue(&mut self, table: &mut OpTable, fd: RawSock, dir: Dir, id: OpId) -> io::Result<()> {
+        if self.lanes().push(fd, dir, id)
+            && let Err(e) = self.start(table, id)
+        {
+            self.lanes().remove(fd, dir, id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Op `id` of lane `(fd, dir)` has delivered its final completion: the next op of the lane
+    /// starts.
+    fn advance(&mut self, table: &mut OpTable, fd: RawSock, dir: Dir, id: OpId) {
+        if self.lanes().finish(fd, dir, id).is_some() {
+            self.start_head(table, fd, dir);
+        }
+    }
+
+    /// Starts the op at the head of lane `(fd, dir)`; one that cannot start fails, and the one
+    /// after it is tried.
+    fn start_head(&mut self, table: &mut OpTable, fd: RawSock, dir: Dir) {
+        while let Some(id) = self.lanes().head(fd, dir) {
+            let Err(e) = self.start(table, id) else {
+                return;
+            };
+            self.lanes().finish(fd, dir, id);
+            table.complete(id, Report::done(Err(e)));
+        }
+    }
+}
+
+#[cfg(unix)]
+impl<T: LaneStart> LaneServe for T {}
+
+/// The lane policy, the same for every backend (see the module docs).
+pub(crate) trait LanePolicy: LaneHooks {
+    /// The kernel just made a socket with handle value `fd`: ops still queued under that value
+    /// were for a socket closed behind the port's back. They can never run: those the kernel
+    /// holds are abandoned, the others fail now.
+    fn socket_reused(&mut self, table: &mut OpTable, fd: RawSock) {
+        let (heads, waiting) = self.lanes().drain(fd);
+        for id in heads.into_iter().chain(waiting) {
+            if self.in_kernel(table, id) {
+                self.abandon(table, id, Gone::Reused);
+            } else {
+                table.complete(id, Report::done(Err(closed_behind_our_back())));
+            }
+        }
+    }
+
+    /// Socket `fd` is being closed through the port: its ops end, as cancelled (those the
+    /// kernel holds through their own completions).
+    fn socket_closed(&mut self, table: &mut OpTable, fd: RawSock) {
+        let (heads, waiting) = self.lanes().drain(fd);
+        for id in heads.into_iter().chain(waiting) {
+            if self.in_kernel(table, id) {
+                self.abandon(table, id, Gone::Closed);
+            } else {
+                let report = self.ended_early(table, id);
+                table.complete(id, report);
+            }
+        }
+    }
+
+    /// Ends op `id`, which the kernel does not hold, as cancelled. Returns the new head of its
+    /// lane if `id` was the head (the caller lets it run).
+    fn cancel_waiting(&mut self, table: &mut OpTable, id: OpId) -> Option<(RawSock, Dir)> {
+        let lane = table
+            .get(id)
+            .and_then(|e| Some((e.op.sock()?, Dir::of(e.op.kind())?)));
+        let was_head = lane.is_some_and(|(fd, dir)| self.lanes().remove(fd, dir, id));
+        let report = self.ended_early(table, id);
+        table.complete(id, report);
+        lane.filter(|&(fd, dir)| was_head && self.lanes().head(fd, dir).is_some())
+    }
+}
+
+impl<T: LaneHooks> LanePolicy for T {}
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use socket2::SockAddr;
 
-use super::lanes::{Dir, Lanes, closed_behind_our_back};
+use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
 use super::timers::Timers;
 use super::unix::{Waker, net};
 use super::{Backend, OpTable};
@@ -262,10 +262,7 @@ impl Epoll {
         flags.registered = false;
         flags.read_closed = false;
         flags.nonblocking = false;
-        let (heads, waiting) = self.lanes.drain(fd);
-        for id in heads.into_iter().chain(waiting) {
-            table.complete(id, Report::done(Err(closed_behind_our_back())));
-        }
+        self.socket_reused(table, fd);
     }
 
     fn register(&mut self, fd: RawFd) -> io::Result<()> {
@@ -358,11 +355,7 @@ impl Epoll {
         let sock = close.sock.take().expect("a close owns its socket");
         use std::os::fd::AsRawFd;
         let fd = sock.as_raw_fd();
-        let (heads, waiting) = self.lanes.drain(fd);
-        for op in heads.into_iter().chain(waiting) {
-            let raw = cancel_result(table, op);
-            table.complete(op, raw);
-        }
+        self.socket_closed(table, fd);
         self.flags(fd).read_closed = false;
         self.flags(fd).nonblocking = false;
         if std::mem::take(&mut self.flags(fd).registered) {
@@ -374,11 +367,39 @@ impl Epoll {
     }
 }
 
-/// The final result of a cancelled op: a send that already sent bytes reports them.
-fn cancel_result(table: &OpTable, id: OpId) -> Report {
-    match table.get(id).map(|e| &e.op) {
-        Some(Op::Send(s)) if s.sent > 0 => Report::done(Ok(s.sent)),
-        _ => Report::cancelled(),
+impl LaneHooks for Epoll {
+    type Extra = Flags;
+
+    fn lanes(&mut self) -> &mut Lanes<Flags> {
+        &mut self.lanes
+    }
+
+    /// The kernel never holds an op here: every attempt is a syscall that returns.
+    fn in_kernel(&self, _table: &OpTable, _id: OpId) -> bool {
+        false
+    }
+
+    fn abandon(&mut self, _table: &mut OpTable, _id: OpId, _why: Gone) {
+        unreachable!("epoll never hands an op to the kernel")
+    }
+
+    /// A send that already wrote bytes reports them.
+    fn ended_early(&self, table: &OpTable, id: OpId) -> Report {
+        match table.get(id).map(|e| &e.op) {
+            Some(Op::Send(s)) if s.sent > 0 => Report::done(Ok(s.sent)),
+            _ => Report::cancelled(),
+        }
+    }
+}
+
+impl LaneStart for Epoll {
+    /// Serves the op's lane from its head (the op), until it blocks.
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        let entry = table.get(id).expect("a started op is in the table");
+        let fd = entry.op.sock().expect("socket ops name their socket");
+        let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
+        self.run(table, fd, dir);
+        Ok(())
     }
 }
 
@@ -436,24 +457,14 @@ impl Driver for Epoll {
             // reuse of its number the port learns of), as IOCP's first op does.
             self.associate(fd)?;
         }
-        if self.lanes.push(fd, dir, id) {
-            self.run(table, fd, dir);
-        }
-        Ok(())
+        self.enqueue(table, fd, dir, id)
     }
 
     fn cancel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
-        let Some(entry) = table.get(id) else {
-            return Ok(());
-        };
-        if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
-            if self.lanes.remove(fd, dir, id) && self.lanes.head(fd, dir).is_some() {
-                // The next op in line may be able to run now.
-                self.mark_runnable(fd);
-            }
+        if let Some((fd, _)) = self.cancel_waiting(table, id) {
+            // The next op in line may be able to run now.
+            self.mark_runnable(fd);
         }
-        let raw = cancel_result(table, id);
-        table.complete(id, raw);
         Ok(())
     }
 

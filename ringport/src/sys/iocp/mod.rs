@@ -70,7 +70,7 @@ use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 pub(crate) use self::side::Side;
 use self::side::{Cancel, Issued};
 use self::win::{Associated, CompletionPort, Ext};
-use super::lanes::{Dir, Lanes, closed_behind_our_back};
+use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, Lanes};
 use super::timers::Timers;
 use super::{Backend, OpTable};
 use super::{Driver, Opened, Settings};
@@ -181,6 +181,18 @@ fn retry_accept(status: NTSTATUS) -> bool {
     matches!(
         status,
         STATUS_CONNECTION_RESET | STATUS_CONNECTION_ABORTED | STATUS_REMOTE_DISCONNECT
+    )
+}
+
+/// Whether taking over a socket AcceptEx filled failed because the connection was already
+/// dead (`SO_UPDATE_ACCEPT_CONTEXT` on a connection reset before it was taken reports
+/// `WSAENOTCONN`): like [`retry_accept`], an event of the listen queue, not of the listener.
+fn died_before_accept(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotConnected
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
     )
 }
 
@@ -431,10 +443,7 @@ impl Iocp {
     /// value belonged to a socket closed behind the port's back, and can never run. (Those
     /// that were in the kernel were aborted by that close; their packets end them.)
     fn fresh_sock(&mut self, table: &mut OpTable, sock: RawSock) {
-        let (_in_kernel, waiting) = self.lanes.drain(sock);
-        for id in waiting {
-            table.complete(id, Report::done(Err(closed_behind_our_back())));
-        }
+        self.socket_reused(table, sock);
     }
 
     /// `sock` was just accepted for the caller: a new socket, associated with no port yet (the
@@ -461,18 +470,9 @@ impl Iocp {
         };
         let sock: OwnedSocket = close.sock.take().expect("a close owns its socket");
         let raw = sock.as_raw_socket();
-        let (heads, waiting) = self.lanes.drain(raw);
         // The handle value may name another socket after this close.
         self.lanes.sock(raw).extra.associated = false;
-        for op in heads.into_iter().chain(waiting) {
-            match side_of(table, op, 0) {
-                // closesocket aborts it; its packet ends it as cancelled.
-                Some(side) if side.in_kernel() => side.set_cancel(Cancel::Close),
-                _ => {
-                    table.complete(op, Report::cancelled());
-                }
-            }
-        }
+        self.socket_closed(table, raw);
         let res = win::close(sock);
         table.complete(id, Report::done(res.map(|()| 0)));
     }
@@ -598,10 +598,17 @@ impl Iocp {
 
     fn accepted_one(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS) {
         if succeeded(status) {
-            let raw = self
-                .take_accepted(table, id, 0)
-                .unwrap_or_else(|e| Report::done(Err(e)));
-            return self.end(table, id, raw);
+            match self.take_accepted(table, id, 0) {
+                Ok(raw) => return self.end(table, id, raw),
+                // Dead already: take the next connection, as for a failed AcceptEx below.
+                Err(e) if died_before_accept(&e) && !self.closing => {
+                    if let Start::Done(raw) = self.start(table, id) {
+                        self.end(table, id, raw);
+                    }
+                    return;
+                }
+                Err(e) => return self.end(table, id, Report::done(Err(e))),
+            }
         }
         let side = side_of(table, id, 0).expect("an accept in flight has its Side");
         side.drop_accept_socket();
@@ -627,6 +634,17 @@ impl Iocp {
                     if let Some(sock) = sock {
                         self.accepted_sock(table, sock);
                     }
+                }
+                // Dead already (the socket is dropped, closing it): reported like a failed
+                // AcceptEx for a reset connection, and this slot is posted again below.
+                Err(e) if died_before_accept(&e) => {
+                    table.complete(
+                        id,
+                        Report {
+                            more: true,
+                            ..Report::done(Err(accept_aborted_error()))
+                        },
+                    );
                 }
                 Err(e) => self.end_multi(table, id, listener, e),
             }
@@ -720,6 +738,31 @@ impl Iocp {
         // packets of other sockets): wait for more.
         if let Start::Done(raw) = self.start(table, id) {
             self.end(table, id, raw);
+        }
+    }
+}
+
+impl LaneHooks for Iocp {
+    type Extra = PerSock;
+
+    fn lanes(&mut self) -> &mut Lanes<PerSock> {
+        &mut self.lanes
+    }
+
+    fn in_kernel(&self, table: &OpTable, id: OpId) -> bool {
+        in_kernel(table, id)
+    }
+
+    fn abandon(&mut self, table: &mut OpTable, id: OpId, why: Gone) {
+        match why {
+            // Closed behind the port's back: that close aborted the call; its packet ends it.
+            Gone::Reused => {}
+            // closesocket (next) aborts it; its packet ends it as cancelled.
+            Gone::Closed => {
+                if let Some(side) = side_of(table, id, 0) {
+                    side.set_cancel(Cancel::Close);
+                }
+            }
         }
     }
 }
@@ -827,10 +870,11 @@ impl Driver for Iocp {
             }
             _ => {
                 // Never reached the kernel: a timeout, or an op waiting in its lane.
-                if let (Some(sock), Some(dir)) = (sock, Dir::of(kind)) {
-                    self.lanes.remove(sock, dir, id);
+                if let Some((sock, dir)) = self.cancel_waiting(table, id)
+                    && let Some(head) = self.lanes.head(sock, dir)
+                {
+                    self.run_lane(table, head);
                 }
-                table.complete(id, Report::cancelled());
             }
         }
         Ok(())

@@ -25,7 +25,7 @@ use io_uring::types::{CancelBuilder, Fd, SubmitArgs, TimeoutFlags, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::buf_ring::BufRing;
-use super::lanes::{Dir, Lanes, closed_behind_our_back};
+use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
 use super::unix::{Waker, net};
 use super::{Backend, OpTable};
 use super::{Driver, Opened, Settings};
@@ -365,43 +365,11 @@ impl Uring {
             let _ = self.cancel_in_kernel(table, id);
         }
         if let Some(fd) = accepted {
-            self.fresh_fd(table, fd);
+            self.socket_reused(table, fd);
         }
         if let (false, Some((fd, dir))) = (more, lane) {
-            if let Some(next) = self.lanes.finish(fd, dir, id) {
-                self.start_head(table, fd, dir, next);
-            }
+            self.advance(table, fd, dir, id);
         }
-    }
-
-    /// Starts `id`, the new head of a lane; if it cannot start, fails it and tries the next.
-    fn start_head(&mut self, table: &mut OpTable, fd: RawFd, dir: Dir, mut id: OpId) {
-        while let Err(e) = self.start(table, id) {
-            table.complete(id, Report::done(Err(e)));
-            match self.lanes.finish(fd, dir, id) {
-                Some(next) => id = next,
-                None => return,
-            }
-        }
-    }
-
-    /// `fd` is a socket the kernel just created: ops still queued under that number belonged
-    /// to a socket closed behind the port's back. Those in the kernel are cancelled (their
-    /// completions arrive later), those waiting fail now.
-    fn fresh_fd(&mut self, table: &mut OpTable, fd: RawFd) {
-        let (heads, waiting) = self.lanes.drain(fd);
-        for id in heads.into_iter().chain(waiting) {
-            if self.in_kernel(table, id) {
-                let _ = self.cancel_in_kernel(table, id);
-            } else {
-                table.complete(id, Report::done(Err(closed_behind_our_back())));
-            }
-        }
-    }
-
-    /// Whether `id` is in flight and the kernel has it (only the kernel can end it then).
-    fn in_kernel(&self, table: &OpTable, id: OpId) -> bool {
-        table.get(id).is_some_and(|e| e.in_kernel)
     }
 
     fn cancel_in_kernel(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
@@ -503,12 +471,7 @@ impl Uring {
                     .into_raw_fd();
                 // Ops the kernel has on this socket end through the cancel below; those still
                 // queued in its lanes never started and end here.
-                let (heads, waiting) = self.lanes.drain(fd);
-                for op in heads.into_iter().chain(waiting) {
-                    if !self.in_kernel(table, op) {
-                        table.complete(op, Report::cancelled());
-                    }
-                }
+                self.socket_closed(table, fd);
                 let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
                     .build()
                     .user_data(INTERNAL_TAG)
@@ -548,6 +511,35 @@ impl Uring {
     }
 }
 
+impl LaneHooks for Uring {
+    type Extra = ();
+
+    fn lanes(&mut self) -> &mut Lanes<()> {
+        &mut self.lanes
+    }
+
+    fn in_kernel(&self, table: &OpTable, id: OpId) -> bool {
+        table.get(id).is_some_and(|e| e.in_kernel)
+    }
+
+    fn abandon(&mut self, table: &mut OpTable, id: OpId, why: Gone) {
+        match why {
+            // Its socket is gone: the kernel may never complete it on its own.
+            Gone::Reused => {
+                let _ = self.cancel_in_kernel(table, id);
+            }
+            // The close's cancel of every op on the descriptor ends it.
+            Gone::Closed => {}
+        }
+    }
+}
+
+impl LaneStart for Uring {
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        Uring::start(self, table, id)
+    }
+}
+
 fn clamp_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
@@ -574,15 +566,9 @@ impl Driver for Uring {
             return self.start(table, id);
         };
         if kind == OpKind::Connect {
-            self.fresh_fd(table, fd);
+            self.socket_reused(table, fd);
         }
-        if self.lanes.push(fd, dir, id) {
-            if let Err(e) = self.start(table, id) {
-                self.lanes.remove(fd, dir, id);
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.enqueue(table, fd, dir, id)
     }
 
     fn flush(&mut self, table: &mut OpTable) -> io::Result<()> {
@@ -598,11 +584,9 @@ impl Driver for Uring {
             return self.cancel_in_kernel(table, id);
         }
         // Still waiting in its lane: the kernel never saw it.
-        let entry = table.get(id).expect("cancelled op is in the table");
-        if let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(entry.op.kind())) {
-            self.lanes.remove(fd, dir, id);
+        if let Some((fd, dir)) = self.cancel_waiting(table, id) {
+            self.start_head(table, fd, dir);
         }
-        table.complete(id, Report::cancelled());
         Ok(())
     }
 
