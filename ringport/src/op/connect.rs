@@ -20,9 +20,6 @@ use crate::sock::RawSock;
 pub struct Connect {
     pub(crate) sock: Option<Socket>,
     pub(crate) addr: SocketAddr,
-    /// The `connect` call was made (backends that finish it on writability: epoll).
-    #[cfg_attr(not(unix), allow(dead_code))] // epoll only
-    pub(crate) started: bool,
 }
 
 impl Connect {
@@ -40,7 +37,6 @@ impl Connect {
         Connect {
             sock: Some(sock),
             addr,
-            started: false,
         }
     }
 

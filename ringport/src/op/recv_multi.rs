@@ -27,10 +27,6 @@ pub struct RecvMulti {
     pub(crate) limit: Option<u32>,
     /// Bytes received so far (to enforce the limit where the kernel does not).
     pub(crate) received: u64,
-    /// The backend already asked the kernel to stop this op at its limit (io_uring before
-    /// Linux 6.17 only).
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub(crate) stopping: bool,
 }
 
 impl RecvMulti {
@@ -40,7 +36,6 @@ impl RecvMulti {
             sock: sock.as_sock(),
             limit: None,
             received: 0,
-            stopping: false,
         }
     }
 

@@ -15,7 +15,9 @@ use crate::sock::{AsSock, RawSock};
 pub struct Send {
     pub(crate) sock: RawSock,
     pub(crate) buf: Buf,
-    /// Bytes already sent, for backends that send in several steps (epoll).
+    /// Bytes of `buf` already written, for the backends that write it in several calls (epoll:
+    /// one `send` per writable edge; IOCP: a new `WSASend` for the rest of a short one). The
+    /// io_uring kernel finishes a send itself.
     pub(crate) sent: usize,
 }
 

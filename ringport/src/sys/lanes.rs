@@ -301,31 +301,22 @@ impl<T: LaneStart> LaneServe for T {}
 
 /// The lane policy, the same for every backend (see the module docs).
 pub(crate) trait LanePolicy: LaneHooks {
-    /// The kernel just made a socket with handle value `fd`: ops still queued under that value
-    /// were for a socket closed behind the port's back. They can never run: those the kernel
-    /// holds are abandoned, the others fail now.
-    fn socket_reused(&mut self, table: &mut OpTable, fd: RawSock) {
+    /// Socket `fd` is gone (`why`): its ops can never run. Those the kernel holds are
+    /// abandoned to the kernel's completion; the others end now — cancelled if the port closed
+    /// the socket, failed if it was closed behind the port's back (the kernel just handed out
+    /// its handle value again).
+    fn socket_gone(&mut self, table: &mut OpTable, fd: RawSock, why: Gone) {
         let (heads, waiting) = self.lanes().drain(fd);
         for id in heads.into_iter().chain(waiting) {
             if self.in_kernel(table, id) {
-                self.abandon(table, id, Gone::Reused);
-            } else {
-                table.complete(id, Report::done(Err(closed_behind_our_back())));
+                self.abandon(table, id, why);
+                continue;
             }
-        }
-    }
-
-    /// Socket `fd` is being closed through the port: its ops end, as cancelled (those the
-    /// kernel holds through their own completions).
-    fn socket_closed(&mut self, table: &mut OpTable, fd: RawSock) {
-        let (heads, waiting) = self.lanes().drain(fd);
-        for id in heads.into_iter().chain(waiting) {
-            if self.in_kernel(table, id) {
-                self.abandon(table, id, Gone::Closed);
-            } else {
-                let report = self.ended_early(table, id);
-                table.complete(id, report);
-            }
+            let report = match why {
+                Gone::Reused => Report::done(Err(closed_behind_our_back())),
+                Gone::Closed => self.ended_early(table, id),
+            };
+            table.complete(id, report);
         }
     }
 

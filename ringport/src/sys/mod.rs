@@ -48,6 +48,8 @@ pub use backend::{BACKEND_ENV, Backend, BackendChoice};
 pub use faults::Faults;
 #[cfg(feature = "fault-injection")]
 pub(crate) use faults::FaultyDriver;
+#[cfg(unix)]
+pub(crate) use table::InFlight;
 pub(crate) use table::OpTable;
 
 #[cfg(unix)]

@@ -20,10 +20,13 @@ pub(crate) struct InFlight {
     /// Backend storage the kernel reads or writes while the op runs (addresses, headers,
     /// OVERLAPPED), allocated only for ops that need it.
     pub side: Option<Box<Side>>,
-    /// The backend handed the op to the kernel: from then on only the kernel's completion may
-    /// end it (a backend that queues ops itself can end the others at once). Used by io_uring.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    pub in_kernel: bool,
+    /// What the backend notes about the op as it runs, in bits of its own meaning (io_uring:
+    /// the kernel holds it, a multishot receive is being stopped; epoll: a connect's `connect`
+    /// call was made; IOCP keeps such state in the op's OVERLAPPED block, `side`). Kept in the
+    /// op's entry, so the hot path finds it without a second lookup, and out of the op types,
+    /// which carry no one backend's state.
+    #[cfg(unix)]
+    pub marks: u8,
 }
 
 /// The in-flight operations, and the completions made from them that `wait` has not returned yet.
@@ -48,7 +51,8 @@ impl OpTable {
             generation,
             op,
             side: None,
-            in_kernel: false,
+            #[cfg(unix)]
+            marks: 0,
         });
         assert!(
             key < u32::MAX as usize,

@@ -24,7 +24,7 @@ use socket2::SockAddr;
 use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
 use super::timers::Timers;
 use super::unix::{Waker, net};
-use super::{Backend, OpTable};
+use super::{Backend, InFlight, OpTable};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Report};
@@ -118,9 +118,14 @@ fn retry(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED)
 }
 
-/// Makes one attempt at `op` on socket `fd`. `edge_follows`: the socket is registered and has
-/// not reported its peer's FIN, so any byte that arrives after a read raises a new edge.
-fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
+/// [`InFlight::marks`](super::table::InFlight::marks) bit: a connect's `connect` call was made;
+/// what is left is to learn its result once the socket is writable.
+const CONNECT_STARTED: u8 = 1;
+
+/// Makes one attempt at op `entry` on socket `fd`. `edge_follows`: the socket is registered and
+/// has not reported its peer's FIN, so any byte that arrives after a read raises a new edge.
+fn attempt(entry: &mut InFlight, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
+    let InFlight { op, marks, .. } = entry;
     loop {
         let step = match op {
             Op::Accept(_) | Op::AcceptMulti(_) => match net::accept(fd) {
@@ -229,8 +234,8 @@ fn attempt(op: &mut Op, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => Step::Done(Report::done(Err(e))),
             },
-            Op::Connect(c) if !c.started => {
-                c.started = true;
+            Op::Connect(c) if *marks & CONNECT_STARTED == 0 => {
+                *marks |= CONNECT_STARTED;
                 match net::connect(fd, &SockAddr::from(c.addr)) {
                     Ok(()) => Step::Done(Report::done(Ok(0))),
                     Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Blocked,
@@ -262,7 +267,7 @@ impl Epoll {
         flags.registered = false;
         flags.read_closed = false;
         flags.nonblocking = false;
-        self.socket_reused(table, fd);
+        self.socket_gone(table, fd, Gone::Reused);
     }
 
     fn register(&mut self, fd: RawFd) -> io::Result<()> {
@@ -299,7 +304,7 @@ impl Epoll {
             };
             let flags = &self.lanes.sock(fd).extra;
             let edge_follows = flags.registered && !flags.read_closed;
-            match attempt(&mut entry.op, fd, &self.pool, edge_follows) {
+            match attempt(entry, fd, &self.pool, edge_follows) {
                 Step::Done(raw) => {
                     self.lanes.finish(fd, dir, id);
                     self.complete(table, id, raw);
@@ -355,7 +360,7 @@ impl Epoll {
         let sock = close.sock.take().expect("a close owns its socket");
         use std::os::fd::AsRawFd;
         let fd = sock.as_raw_fd();
-        self.socket_closed(table, fd);
+        self.socket_gone(table, fd, Gone::Closed);
         self.flags(fd).read_closed = false;
         self.flags(fd).nonblocking = false;
         if std::mem::take(&mut self.flags(fd).registered) {

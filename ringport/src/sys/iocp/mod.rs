@@ -443,7 +443,7 @@ impl Iocp {
     /// value belonged to a socket closed behind the port's back, and can never run. (Those
     /// that were in the kernel were aborted by that close; their packets end them.)
     fn fresh_sock(&mut self, table: &mut OpTable, sock: RawSock) {
-        self.socket_reused(table, sock);
+        self.socket_gone(table, sock, Gone::Reused);
     }
 
     /// `sock` was just accepted for the caller: a new socket, associated with no port yet (the
@@ -472,7 +472,7 @@ impl Iocp {
         let raw = sock.as_raw_socket();
         // The handle value may name another socket after this close.
         self.lanes.sock(raw).extra.associated = false;
-        self.socket_closed(table, raw);
+        self.socket_gone(table, raw, Gone::Closed);
         let res = win::close(sock);
         table.complete(id, Report::done(res.map(|()| 0)));
     }
@@ -597,64 +597,56 @@ impl Iocp {
     }
 
     fn accepted_one(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS) {
-        if succeeded(status) {
-            match self.take_accepted(table, id, 0) {
-                Ok(raw) => return self.end(table, id, raw),
-                // Dead already: take the next connection, as for a failed AcceptEx below.
-                Err(e) if died_before_accept(&e) && !self.closing => {
-                    if let Start::Done(raw) = self.start(table, id) {
-                        self.end(table, id, raw);
-                    }
-                    return;
+        let taken = if succeeded(status) {
+            self.take_accepted(table, id, 0)
+        } else {
+            let side = side_of(table, id, 0).expect("an accept in flight has its Side");
+            side.drop_accept_socket();
+            Err(self.call_error(side, status))
+        };
+        let cancelled = side_of(table, id, 0).map_or(Cancel::User, Side::cancel) != Cancel::No;
+        match taken {
+            Ok(raw) => self.end(table, id, raw),
+            // A connection dead before it was taken: accept the next one instead.
+            Err(e)
+                if !cancelled
+                    && !self.closing
+                    && (retry_accept(status) || died_before_accept(&e)) =>
+            {
+                if let Start::Done(raw) = self.start(table, id) {
+                    self.end(table, id, raw);
                 }
-                Err(e) => return self.end(table, id, Report::done(Err(e))),
             }
+            Err(e) => self.end(table, id, Report::done(Err(e))),
         }
-        let side = side_of(table, id, 0).expect("an accept in flight has its Side");
-        side.drop_accept_socket();
-        if retry_accept(status) && side.cancel() == Cancel::No && !self.closing {
-            if let Start::Done(raw) = self.start(table, id) {
-                self.end(table, id, raw);
-            }
-            return;
-        }
-        let e = self.call_error(side, status);
-        self.end(table, id, Report::done(Err(e)));
     }
 
     fn accepted_multi(&mut self, table: &mut OpTable, id: OpId, slot: u32, status: NTSTATUS) {
         let Some(listener) = table.get(id).and_then(|e| e.op.sock()) else {
             return;
         };
-        if succeeded(status) {
-            match self.take_accepted(table, id, slot) {
-                Ok(raw) => {
-                    let sock = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
-                    table.complete(id, Report { more: true, ..raw });
-                    if let Some(sock) = sock {
-                        self.accepted_sock(table, sock);
-                    }
-                }
-                // Dead already (the socket is dropped, closing it): reported like a failed
-                // AcceptEx for a reset connection, and this slot is posted again below.
-                Err(e) if died_before_accept(&e) => {
-                    table.complete(
-                        id,
-                        Report {
-                            more: true,
-                            ..Report::done(Err(accept_aborted_error()))
-                        },
-                    );
-                }
-                Err(e) => self.end_multi(table, id, listener, e),
-            }
+        let taken = if succeeded(status) {
+            self.take_accepted(table, id, slot)
         } else {
             let main = side_of(table, id, 0).expect("an accept in flight has its Side");
-            let slot_side = main.slot(slot).expect("the packet's slot exists");
-            slot_side.drop_accept_socket();
-            if retry_accept(status) && main.cancel() == Cancel::No {
-                // Reset before it was accepted: reported (the caller counts it), and this
-                // slot's AcceptEx is posted again below.
+            main.slot(slot)
+                .expect("the packet's slot exists")
+                .drop_accept_socket();
+            Err(self.call_error(main, status))
+        };
+        let cancelled = side_of(table, id, 0).map_or(Cancel::User, Side::cancel) != Cancel::No;
+        match taken {
+            Ok(raw) => {
+                let sock = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
+                table.complete(id, Report { more: true, ..raw });
+                if let Some(sock) = sock {
+                    self.accepted_sock(table, sock);
+                }
+            }
+            // A connection dead before it was taken (reset in the listen queue: the AcceptEx
+            // fails, or taking its socket over does): reported (the caller counts it), and
+            // this slot's AcceptEx is posted again below. (The socket is dropped, closing it.)
+            Err(e) if !cancelled && (retry_accept(status) || died_before_accept(&e)) => {
                 table.complete(
                     id,
                     Report {
@@ -662,10 +654,8 @@ impl Iocp {
                         ..Report::done(Err(accept_aborted_error()))
                     },
                 );
-            } else {
-                let e = self.call_error(main, status);
-                self.end_multi(table, id, listener, e);
             }
+            Err(e) => self.end_multi(table, id, listener, e),
         }
         if !self.ending.contains_key(&id) && !self.closing {
             let main = side_of(table, id, 0).expect("an accept in flight has its Side");

@@ -41,6 +41,12 @@ const WAKER_TAG: u64 = OpId::internal_tag(0);
 const INTERNAL_TAG: u64 = OpId::internal_tag(1);
 /// Flags for every socket the kernel creates for us.
 const NEW_SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+/// [`InFlight::marks`](super::table::InFlight::marks) bit: the kernel holds the op; from then
+/// on only its completion may end it.
+const IN_KERNEL: u8 = 1;
+/// Marks bit: a multishot receive past its byte limit is being cancelled by the driver (on
+/// kernels that cannot cap it themselves).
+const STOPPING: u8 = 2;
 /// How long a dropping port waits for the kernel to give back cancelled ops before it leaks
 /// their memory instead.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -329,9 +335,9 @@ impl Uring {
                     io::Error::other("multishot recv completed without a buffer"),
                 )),
                 Op::RecvMulti(r) => {
-                    if r.count(n) && more && !self.recv_limit && !r.stopping {
+                    if r.count(n) && more && !self.recv_limit && entry.marks & STOPPING == 0 {
                         // No kernel cap: stop the op ourselves now that it reached its limit.
-                        r.stopping = true;
+                        entry.marks |= STOPPING;
                         stop = true;
                     }
                     Report {
@@ -365,7 +371,7 @@ impl Uring {
             let _ = self.cancel_in_kernel(table, id);
         }
         if let Some(fd) = accepted {
-            self.socket_reused(table, fd);
+            self.socket_gone(table, fd, Gone::Reused);
         }
         if let (false, Some((fd, dir))) = (more, lane) {
             self.advance(table, fd, dir, id);
@@ -471,7 +477,7 @@ impl Uring {
                     .into_raw_fd();
                 // Ops the kernel has on this socket end through the cancel below; those still
                 // queued in its lanes never started and end here.
-                self.socket_closed(table, fd);
+                self.socket_gone(table, fd, Gone::Closed);
                 let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
                     .build()
                     .user_data(INTERNAL_TAG)
@@ -503,10 +509,7 @@ impl Uring {
             Op::Nop(_) => opcode::Nop::new().build(),
         };
         self.push(table, &sqe.user_data(id.tag()))?;
-        table
-            .get_mut(id)
-            .expect("started op is in the table")
-            .in_kernel = true;
+        table.get_mut(id).expect("started op is in the table").marks |= IN_KERNEL;
         Ok(())
     }
 }
@@ -519,7 +522,7 @@ impl LaneHooks for Uring {
     }
 
     fn in_kernel(&self, table: &OpTable, id: OpId) -> bool {
-        table.get(id).is_some_and(|e| e.in_kernel)
+        table.get(id).is_some_and(|e| e.marks & IN_KERNEL != 0)
     }
 
     fn abandon(&mut self, table: &mut OpTable, id: OpId, why: Gone) {
@@ -566,7 +569,7 @@ impl Driver for Uring {
             return self.start(table, id);
         };
         if kind == OpKind::Connect {
-            self.socket_reused(table, fd);
+            self.socket_gone(table, fd, Gone::Reused);
         }
         self.enqueue(table, fd, dir, id)
     }
