@@ -21,8 +21,8 @@ use crate::args;
 /// `ringport echo-client` options.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The echo server's address.
-    #[arg(long, default_value = "127.0.0.1:7000")]
+    /// The echo server's address (HOST:PORT; a host name is resolved).
+    #[arg(long, default_value = "127.0.0.1:7000", value_parser = args::socket_addr)]
     addr: SocketAddr,
     /// Framing, as the server's --codec: raw, len (u32 prefix), len16, line. With line or len
     /// codecs each input line is one message.

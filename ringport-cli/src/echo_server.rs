@@ -1,22 +1,24 @@
 //! `ringport echo-server`: the echo server on the server framework, with stats and metrics.
 
 use std::error::Error;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::fmt;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ringport::BackendChoice;
-use ringport::server::{AcceptMode, CloseReason, CodecKind, Echo, Limits, Server, ServerHandle};
+use ringport::server::{AcceptMode, CloseReason, CodecKind, Echo, Limits, Server};
 
-use crate::args;
+use crate::args::{self, Usage};
 use crate::cpus::{self, CpuList};
+use crate::{logging, metrics_http};
 
 /// `ringport echo-server` options.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:7000")]
+    /// Address to listen on (HOST:PORT; a host name is resolved).
+    #[arg(long, default_value = "127.0.0.1:7000", value_parser = args::socket_addr)]
     addr: SocketAddr,
     /// Worker threads, each with its own completion port [default: one per listed --cpus,
     /// else one per CPU].
@@ -35,9 +37,11 @@ pub struct Args {
     /// Connections served at once; more are accepted and closed at once.
     #[arg(long, default_value_t = Limits::default().max_connections)]
     max_conns: usize,
-    /// Largest frame a client may send (e.g. 64KiB); a larger one closes that client.
-    #[arg(long, default_value = "1MiB", value_parser = args::bytes)]
-    max_frame: usize,
+    /// Largest frame a client may send (e.g. 64KiB); a larger one closes that client. At most
+    /// 65535 with --codec len16, and at most three quarters of --memory-budget [default: 1MiB;
+    /// 65535 with --codec len16].
+    #[arg(long, value_parser = args::bytes)]
+    max_frame: Option<usize>,
     /// Close connections without progress (a whole frame in, or bytes out) this long (e.g. 30s,
     /// 500ms), or "off".
     #[arg(long, default_value = "60s", value_parser = args::optional_duration)]
@@ -45,7 +49,8 @@ pub struct Args {
     /// Bytes a connection may have queued for sending before it is closed.
     #[arg(long, default_value = "4MiB", value_parser = args::bytes)]
     max_queued_write: usize,
-    /// Queued bytes above which a connection stops reading until they drain.
+    /// Queued bytes above which a connection stops reading until they drain; at most
+    /// --max-queued-write.
     #[arg(long, default_value = "256KiB", value_parser = args::bytes)]
     write_high_water: usize,
     /// Memory the server may spend on buffers (pools, reassembly, queued writes).
@@ -58,28 +63,89 @@ pub struct Args {
     /// default elsewhere).
     #[arg(long)]
     accept: Option<AcceptMode>,
-    /// Serve Prometheus metrics over HTTP on this address (GET /metrics).
-    #[arg(long)]
+    /// Serve Prometheus metrics over HTTP on this address (GET or HEAD /metrics; HOST:PORT, a
+    /// host name is resolved).
+    #[arg(long, value_parser = args::socket_addr)]
     metrics_addr: Option<SocketAddr>,
-    /// How often to print a stats line.
-    #[arg(long, default_value = "5s", value_parser = args::duration)]
+    /// How often to print a stats line (longer than zero; --quiet for none).
+    #[arg(long, default_value = "5s", value_parser = args::positive_duration)]
     stats_interval: Duration,
     /// No stats lines (the start and final summary are still printed).
     #[arg(long, short)]
     quiet: bool,
 }
 
-/// Runs the server until SIGINT/SIGTERM (Ctrl-C or Ctrl-Break on Windows).
-pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
+/// The frame limit of `codec` if `--max-frame` is not given.
+fn default_max_frame(codec: CodecKind) -> usize {
+    match codec {
+        CodecKind::Len16 => usize::from(u16::MAX),
+        _ => 1 << 20,
+    }
+}
+
+/// The server's limits from the flags; flags that do not go together are a [`Usage`] error
+/// naming them.
+fn limits(args: &Args) -> Result<Limits, Usage> {
+    let max_frame = args.max_frame.unwrap_or(default_max_frame(args.codec));
+    if args.codec == CodecKind::Len16 && max_frame > usize::from(u16::MAX) {
+        return Err(Usage(format!(
+            "--max-frame {max_frame} is too large for --codec len16: its frames carry at most \
+             65535 bytes (use --codec len for larger ones)"
+        )));
+    }
+    if args.write_high_water > args.max_queued_write {
+        return Err(Usage(format!(
+            "--write-high-water ({}) must not be above --max-queued-write ({}): a connection \
+             would be closed before it is ever paused",
+            args.write_high_water, args.max_queued_write
+        )));
+    }
     let limits = Limits {
         max_connections: args.max_conns,
-        max_frame: args.max_frame,
+        max_frame,
         idle_timeout: args.idle_timeout.0,
         max_queued_write: args.max_queued_write,
-        write_high_water: args.write_high_water.min(args.max_queued_write),
+        write_high_water: args.write_high_water,
         memory_budget: args.memory_budget,
         shutdown_grace: args.shutdown_grace,
     };
+    limits.validate().map_err(Usage)?;
+    Ok(limits)
+}
+
+/// Stdout for the stats and summary lines: once a write fails (the reader is gone, e.g.
+/// `| head`), nothing more is printed and the server goes on serving.
+#[derive(Default)]
+struct Stdout {
+    gone: bool,
+}
+
+impl Stdout {
+    /// Prints one line (and flushes it), unless stdout is gone.
+    fn line(&mut self, line: fmt::Arguments<'_>) {
+        if self.gone {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            self.gone = true;
+        }
+    }
+}
+
+/// Runs the server until SIGINT/SIGTERM (Ctrl-C or Ctrl-Break on Windows).
+pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
+    let limits = limits(&args)?;
+    if let Some(addr) = args.metrics_addr
+        && addr == args.addr
+        && addr.port() != 0
+    {
+        return Err(Usage(format!(
+            "--metrics-addr {addr} is the --addr of the echo server: give the metrics listener \
+             an address of its own"
+        ))
+        .into());
+    }
     let mut builder = Server::builder(args.addr)
         .backend(args.backend)
         .codec_kind(args.codec)
@@ -98,49 +164,49 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     if let Some(mode) = args.accept {
         builder = builder.accept_mode(mode);
     }
-    let metrics_listener = match args.metrics_addr {
+    let server = builder.serve(|_| Echo)?;
+    let handle = server.handle();
+    // After the echo server, so that a failure names the listener that failed.
+    let metrics_server = match args.metrics_addr {
         Some(addr) => Some(
-            TcpListener::bind(addr).map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?,
+            metrics_http::serve(addr, args.backend, handle.clone())
+                .map_err(|e| format!("metrics listener (--metrics-addr {addr}): {e}"))?,
         ),
         None => None,
     };
-    let server = builder.serve(|_| Echo)?;
+    let mut out = Stdout::default();
     let pinned = args
         .cpus
         .as_ref()
         .map_or(String::new(), |list| format!(" on CPUs {list}"));
-    println!(
+    out.line(format_args!(
         "ringport echo-server listening on {} (backend {}, {} workers{pinned}, codec {})",
         server.local_addr(),
         server.backend(),
         server.workers(),
         server.codec_name()
-    );
+    ));
     if let Some(why) = server.fallback_reason() {
-        println!("note: {why}");
+        out.line(format_args!("note: {why}"));
     }
-    let handle = server.handle();
     handle.shutdown_on_signals()?;
-    if let Some(listener) = metrics_listener {
-        println!(
+    if let Some(metrics) = &metrics_server {
+        out.line(format_args!(
             "metrics on http://{}/metrics",
-            listener.local_addr().unwrap_or(args.addr)
-        );
-        let handle = handle.clone();
-        std::thread::Builder::new()
-            .name("metrics-http".into())
-            .spawn(move || serve_metrics(listener, handle))?;
+            metrics.local_addr()
+        ));
     }
-    let _ = std::io::stdout().flush();
 
+    // Stats are printed here, on the main thread: a slow or closed stdout never holds up a
+    // worker.
     let started = Instant::now();
     let mut last = (Instant::now(), handle.metrics().total());
     while !handle.is_stopping() {
         std::thread::sleep(Duration::from_millis(50));
-        if !args.quiet && last.0.elapsed() >= args.stats_interval {
+        if !args.quiet && !out.gone && last.0.elapsed() >= args.stats_interval {
             let now = handle.metrics().total();
             let secs = last.0.elapsed().as_secs_f64();
-            println!(
+            out.line(format_args!(
                 "[{:>6.1}s] {} active | {:.0} frames/s in | {:.2} MB/s in | {} closed | pool {}/{}",
                 started.elapsed().as_secs_f64(),
                 now.active,
@@ -149,44 +215,34 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
                 now.closed_total(),
                 now.pool_in_use,
                 now.pool_capacity,
-            );
-            let _ = std::io::stdout().flush();
+            ));
             last = (Instant::now(), now);
         }
     }
-    println!("shutting down: finishing queued writes, closing connections");
+    out.line(format_args!(
+        "shutting down: finishing queued writes, closing connections"
+    ));
+    if let Some(metrics) = &metrics_server {
+        metrics.shutdown();
+    }
     let metrics = server.join()?;
+    if let Some(m) = metrics_server
+        && let Err(e) = m.join()
+    {
+        tracing::warn!("metrics listener: {e}");
+    }
     let total = metrics.total();
-    println!("final: {metrics}");
+    out.line(format_args!("final: {metrics}"));
     let closed: Vec<String> = CloseReason::ALL
         .iter()
         .filter(|r| total.closed_by(**r) > 0)
         .map(|r| format!("{r} {}", total.closed_by(*r)))
         .collect();
     if !closed.is_empty() {
-        println!("closed by reason: {}", closed.join(", "));
+        out.line(format_args!("closed by reason: {}", closed.join(", ")));
+    }
+    if let Some(note) = logging::dropped_note() {
+        out.line(format_args!("{note}"));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A minimal HTTP endpoint: `GET /metrics` returns the Prometheus text, anything else 404.
-fn serve_metrics(listener: TcpListener, handle: ServerHandle) {
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut request = [0u8; 1024];
-        let n = stream.read(&mut request).unwrap_or(0);
-        let first_line = String::from_utf8_lossy(&request[..n]);
-        let (status, body) = if first_line.starts_with("GET /metrics") {
-            ("200 OK", handle.metrics().to_prometheus())
-        } else {
-            ("404 Not Found", "try GET /metrics\n".to_string())
-        };
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    }
 }

@@ -10,7 +10,10 @@ mod bench;
 mod cpus;
 mod echo_client;
 mod echo_server;
+mod logging;
+mod metrics_http;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -37,24 +40,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    let logging = logging::init();
     let result = match cli.command {
         Command::EchoServer(args) => echo_server::run(args),
         Command::EchoClient(args) => echo_client::run(args),
         Command::Bench(args) => bench::run(*args),
     };
+    logging.finish();
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ringport: {e}");
-            ExitCode::FAILURE
+            // Not eprintln!: a closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "ringport: {e}");
+            // Flags that do not go together are usage errors, like the ones clap refuses.
+            if e.downcast_ref::<args::Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 use super::report::Summary;
@@ -72,10 +73,7 @@ fn lines(summary: &[Summary]) -> Vec<Line> {
             cells.sort_by_key(|s| s.conns);
             let point = |v: Option<f64>, s: &Summary| v.map(|v| (s.conns as f64, v));
             out.push(Line {
-                name: format!(
-                    "{server}, {size} B{}",
-                    if zi % 2 == 1 { " (dashed)" } else { "" }
-                ),
+                name: format!("{server}, {size} B"),
                 colour: colour(server, si),
                 dashed: zi % 2 == 1,
                 throughput: cells
@@ -159,14 +157,16 @@ pub fn draw(path: &Path, font: &Path, summary: &[Summary], title: &str) -> Resul
         .y_label_area_size(70)
         .build_cartesian_2d(
             x.log_scale().with_key_points(conns.clone()),
-            (ymin..ymax).log_scale(),
+            (ymin..ymax)
+                .log_scale()
+                .with_key_points(log_ticks(ymin, ymax)),
         )
         .map_err(e)?;
     chart
         .configure_mesh()
         .x_desc("connections")
         .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| tick_label(*v))
         .draw()
         .map_err(e)?;
     for l in &lines {
@@ -186,15 +186,66 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let style = ShapeStyle::from(l.colour).stroke_width(2);
-    let legend_style = style;
     if l.dashed {
         chart.draw_series(DashedLineSeries::new(points.iter().copied(), 8, 5, style))?;
     } else {
         chart.draw_series(LineSeries::new(points.iter().copied(), style))?;
     }
+    let dashed = l.dashed;
     chart
         .draw_series(points.iter().map(|&p| Circle::new(p, 4, l.colour.filled())))?
         .label(l.name.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], legend_style));
+        // The legend's sample is drawn as the line is: dashed for every other message size
+        // (a solid sample is one 24-pixel dash).
+        .legend(move |(x, y)| {
+            let (dash, gap) = if dashed { (6, 4) } else { (24, 0) };
+            DashedPathElement::new(vec![(x, y), (x + 24, y)], dash, gap, style)
+        });
     Ok(())
+}
+
+/// The labelled values of a log axis over `lo..hi`: 1, 2 and 5 times every power of ten in
+/// range, so that any stretch of the axis (say 100–1,000 µs) can be read.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return Vec::new();
+    }
+    let mut ticks = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for step in [1.0, 2.0, 5.0] {
+            let v = decade * step;
+            if (lo..=hi).contains(&v) {
+                ticks.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    ticks
+}
+
+/// A tick's label: no decimals from 1 up, grouped by thousands (`2,000`); small values keep
+/// their digits (`0.5`).
+fn tick_label(v: f64) -> String {
+    if v >= 1.0 {
+        super::report::grouped(v)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_axis_is_labelled_within_every_decade() {
+        let ticks = log_ticks(150.0, 2000.0);
+        assert_eq!(ticks, [200.0, 500.0, 1000.0, 2000.0]);
+        let labels: Vec<String> = ticks.iter().map(|v| tick_label(*v)).collect();
+        assert_eq!(labels, ["200", "500", "1,000", "2,000"]);
+        assert_eq!(log_ticks(0.3, 3.0), [0.5, 1.0, 2.0]);
+        assert_eq!(tick_label(0.5), "0.5");
+        assert!(log_ticks(0.0, 10.0).is_empty());
+    }
 }

@@ -127,7 +127,7 @@ pub fn run_all(m: &Matrix, report: &mut Report) -> Result<(), String> {
                     let target = &m.targets[t];
                     let label = format!("[{k}/{total}] {} {conns}×{size}B", target.label());
                     let r = load_run(m, target, conns, size, round, perf_round, &label)?;
-                    if many {
+                    if many && !m.quiet {
                         eprintln!("{}", one_line(&label, &r));
                     }
                     report.runs.push(r);
@@ -142,18 +142,20 @@ pub fn run_all(m: &Matrix, report: &mut Report) -> Result<(), String> {
                 let target = &m.targets[t];
                 let label = format!("[{k}/{total}] {} idle×{conns}", target.label());
                 let r = idle_run(m, target, conns, round, &label)?;
-                eprintln!(
-                    "{label}: {:.0} bytes/connection (RSS {} → {}, {} connected){}",
-                    r.bytes_per_conn,
-                    report::mib(r.rss_before),
-                    report::mib(r.rss_after),
-                    r.connected,
-                    if r.errors.total > 0 {
-                        format!(", {} errors", r.errors.total)
-                    } else {
-                        String::new()
-                    }
-                );
+                if !m.quiet {
+                    eprintln!(
+                        "{label}: {:.0} bytes/connection (RSS {} → {}, {} connected){}",
+                        r.bytes_per_conn,
+                        report::mib(r.rss_before),
+                        report::mib(r.rss_after),
+                        r.connected,
+                        if r.errors.total > 0 {
+                            format!(", {} errors", r.errors.total)
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
                 report.idle.push(r);
             }
         }

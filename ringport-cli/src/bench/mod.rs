@@ -85,8 +85,9 @@ pub enum PerfChoice {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXAMPLES)]
 pub struct Args {
-    /// Drive the echo server already running at this address.
-    #[arg(long, conflicts_with_all = ["spawn", "compare"], help_heading = "Server")]
+    /// Drive the echo server already running at this address (HOST:PORT; a host name is
+    /// resolved). It must echo raw bytes (ringport echo-server --codec raw).
+    #[arg(long, value_parser = args::socket_addr, conflicts_with_all = ["spawn", "compare"], help_heading = "Server")]
     addr: Option<SocketAddr>,
     /// Start `ringport echo-server` (this executable) on its own CPUs, and stop it (SIGTERM,
     /// graceful shutdown) at the end.
@@ -519,6 +520,13 @@ fn baseline(args: &Args, m: &Matrix) -> Option<String> {
     })
 }
 
+/// Whether a run looks like a server that frames its messages (a line or length-prefixed
+/// codec): it was reached, yet not one message came back whole (echoes stopped short, came
+/// back wrong, or the server reset the connection at the first bytes it could not frame).
+fn not_raw(r: &report::Run) -> bool {
+    r.msgs == 0 && r.errors.total > r.errors.connect_failures
+}
+
 /// Runs the bench.
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let (m, mut report) = configure(&args)?;
@@ -615,6 +623,12 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
             "ringport bench: {} errors: the server did not echo every byte back intact",
             report.errors
         );
+        if report.runs.iter().any(not_raw) {
+            eprintln!(
+                "ringport bench: no message came back whole: the server does not seem to echo \
+                 raw bytes; bench speaks the raw codec only: start the server with --codec raw"
+            );
+        }
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -122,3 +122,54 @@ pub fn get_metrics(addr: &str) -> String {
     http.read_to_string(&mut response).unwrap();
     response
 }
+
+/// SIGTERM to `child`, then its exit status if it exits within `within` (else `None`; the
+/// caller kills it).
+#[cfg(unix)]
+pub fn sigterm_and_wait(
+    child: &mut Child,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    use std::time::Instant;
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
+}
+
+/// Connects to `addr`, retrying for up to 30 s while the server starts.
+pub fn connect_when_up(addr: SocketAddr) -> TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(s) => return s,
+            Err(e) if std::time::Instant::now() > deadline => panic!("no server on {addr}: {e}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Whether `line` comes back on `s` within `wait`.
+pub fn echoes_within(s: &mut TcpStream, line: &[u8], wait: std::time::Duration) -> bool {
+    s.set_read_timeout(Some(wait)).unwrap();
+    if s.write_all(line).is_err() {
+        return false;
+    }
+    let mut back = vec![0u8; line.len()];
+    s.read_exact(&mut back).is_ok() && back == line
+}
+
+/// The address in the server's first line ("ringport echo-server listening on ADDR (…)").
+pub fn banner_addr(line: &str) -> SocketAddr {
+    line.split_whitespace()
+        .skip_while(|w| *w != "on")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+}

@@ -70,6 +70,16 @@ impl Limits {
         if self.memory_budget < 1 << 20 {
             return Err("memory budget must be at least 1 MiB".into());
         }
+        // The connections' buffers get what the receive pools (a quarter) leave: a frame
+        // larger than that could never be held whole.
+        let share = self.memory_budget - self.memory_budget / 4;
+        if self.max_frame > share {
+            return Err(format!(
+                "max frame size ({} bytes) is larger than the connections' share of the memory \
+                 budget ({} bytes, three quarters of {}): such a frame could never be held",
+                self.max_frame, share, self.memory_budget
+            ));
+        }
         Ok(())
     }
 
@@ -211,6 +221,22 @@ mod tests {
             ..Limits::default()
         };
         assert!(bad.validate().is_err());
+        // A frame larger than the connections' three quarters of the budget.
+        let bad = Limits {
+            max_frame: 16 << 30,
+            ..Limits::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("memory budget"));
+        let fits = Limits {
+            max_frame: 192 << 20,
+            ..Limits::default()
+        };
+        assert_eq!(fits.validate(), Ok(()));
+        let too_big = Limits {
+            max_frame: (192 << 20) + 1,
+            ..Limits::default()
+        };
+        assert!(too_big.validate().is_err());
     }
 
     #[test]
