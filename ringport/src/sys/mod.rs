@@ -40,6 +40,7 @@ mod backend;
 #[cfg(feature = "fault-injection")]
 mod faults;
 mod lanes;
+mod ops;
 mod table;
 mod timers;
 

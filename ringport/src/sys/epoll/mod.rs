@@ -19,16 +19,15 @@ use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use socket2::SockAddr;
 
 use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
 use super::timers::Timers;
 use super::unix::{Waker, net};
-use super::{Backend, InFlight, OpTable};
+use super::{Backend, InFlight, OpTable, ops};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
+use crate::op::OpId;
 use crate::op::{Op, OpKind, Report};
-use crate::op::{OpId, is_accept_aborted, out_of_buffers_error};
 
 const WAKE: Token = Token(usize::MAX);
 
@@ -63,8 +62,8 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
     })
 }
 
-struct Epoll {
-    poll: Poll,
+pub(in crate::sys) struct Epoll {
+    pub(in crate::sys) poll: Poll,
     events: Events,
     /// Readiness copied out of `events` so the handlers can borrow `self`: (fd, readable,
     /// writable, peer closed).
@@ -83,21 +82,21 @@ struct Epoll {
 
 /// What epoll needs to know about a socket besides its queues.
 #[derive(Default)]
-struct Flags {
+pub(in crate::sys) struct Flags {
     /// Registered with epoll (edge-triggered, readable + writable).
-    registered: bool,
+    pub(in crate::sys) registered: bool,
     /// Already on the run-again list.
     runnable: bool,
     /// epoll reported the peer's FIN (`EPOLLRDHUP`): read on to the end, no new edge will come.
-    read_closed: bool,
+    pub(in crate::sys) read_closed: bool,
     /// Known to this port as non-blocking: associated, accepted or connected by it. Ops are
     /// attempted before any readiness, so a blocking socket (std's `accept` makes them) would
     /// block the port's thread in that attempt.
-    nonblocking: bool,
+    pub(in crate::sys) nonblocking: bool,
 }
 
 /// What one attempt at an op did.
-enum Step {
+pub(in crate::sys) enum Step {
     /// The op is finished.
     Done(Report),
     /// A multishot op produced one result and goes on.
@@ -109,154 +108,38 @@ enum Step {
     Blocked,
 }
 
-fn would_block(e: &io::Error) -> bool {
+/// Whether the socket is not ready (`EAGAIN`): wait for its next edge.
+pub(in crate::sys) fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
 /// Errors after which the same syscall is simply made again.
-fn retry(e: &io::Error) -> bool {
+pub(in crate::sys) fn retry(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ECONNABORTED)
 }
 
-/// [`InFlight::marks`](super::table::InFlight::marks) bit: a connect's `connect` call was made;
-/// what is left is to learn its result once the socket is writable.
-const CONNECT_STARTED: u8 = 1;
-
-/// Makes one attempt at op `entry` on socket `fd`. `edge_follows`: the socket is registered and
-/// has not reported its peer's FIN, so any byte that arrives after a read raises a new edge.
+/// Makes one attempt at op `entry` on socket `fd` (its half in `sys/ops`). `edge_follows`: the
+/// socket is registered and has not reported its peer's FIN, so any byte that arrives after a
+/// read raises a new edge.
 fn attempt(entry: &mut InFlight, fd: RawFd, pool: &BufPool, edge_follows: bool) -> Step {
     let InFlight { op, marks, .. } = entry;
-    loop {
-        let step = match op {
-            Op::Accept(_) | Op::AcceptMulti(_) => match net::accept(fd) {
-                Ok((sock, addr)) => {
-                    let raw = Report {
-                        sock: Some(sock),
-                        addr: Some(addr),
-                        ..Report::done(Ok(0))
-                    };
-                    if matches!(op, Op::AcceptMulti(_)) {
-                        Step::More(Report { more: true, ..raw })
-                    } else {
-                        Step::Done(raw)
-                    }
-                }
-                Err(e) if would_block(&e) => Step::Blocked,
-                // A connection reset before it was accepted: a multishot accept reports it
-                // (and goes on), a one-shot one takes the next connection.
-                Err(e) if is_accept_aborted(&e) && matches!(op, Op::AcceptMulti(_)) => {
-                    Step::More(Report {
-                        more: true,
-                        ..Report::done(Err(e))
-                    })
-                }
-                Err(e) if retry(&e) => continue,
-                Err(e) => Step::Done(Report::done(Err(e))),
-            },
-            Op::Recv(r) => {
-                if r.buf.spare_capacity() == 0 {
-                    return Step::Done(Report::done(Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "recv into a buffer with no spare capacity",
-                    ))));
-                }
-                match net::recv(fd, r.buf.spare_mut()) {
-                    Ok(n) => Step::Done(Report::done(Ok(n))),
-                    Err(e) if would_block(&e) => Step::Blocked,
-                    Err(e) if retry(&e) => continue,
-                    Err(e) => Step::Done(Report::done(Err(e))),
-                }
-            }
-            Op::RecvMulti(r) => {
-                let Some(mut buf) = pool.get() else {
-                    return Step::Done(Report::done(Err(out_of_buffers_error())));
-                };
-                match net::recv(fd, buf.spare_mut()) {
-                    Ok(0) => Step::Done(Report::done(Ok(0))),
-                    Ok(n) => {
-                        let drained = n < buf.spare_capacity();
-                        buf.commit(n);
-                        let raw = Report {
-                            buf: Some(buf),
-                            ..Report::done(Ok(n))
-                        };
-                        if r.count(n) {
-                            Step::Done(raw) // the limit is reached: this one is the last
-                        } else if drained && edge_follows {
-                            // A short read took all there was; more data (or the FIN) will
-                            // raise a new edge, so no second recv just to hear EAGAIN.
-                            Step::MoreThenWait(Report { more: true, ..raw })
-                        } else {
-                            Step::More(Report { more: true, ..raw })
-                        }
-                    }
-                    Err(e) if would_block(&e) => Step::Blocked,
-                    Err(e) if retry(&e) => continue,
-                    Err(e) => Step::Done(Report::done(Err(e))),
-                }
-            }
-            Op::RecvFrom(r) => match net::recv_from(fd, r.buf.spare_mut()) {
-                Ok((n, addr)) => Step::Done(Report {
-                    addr: Some(addr),
-                    ..Report::done(Ok(n))
-                }),
-                Err(e) if would_block(&e) => Step::Blocked,
-                // A connection reset before it was accepted: a multishot accept reports it
-                // (and goes on), a one-shot one takes the next connection.
-                Err(e) if is_accept_aborted(&e) && matches!(op, Op::AcceptMulti(_)) => {
-                    Step::More(Report {
-                        more: true,
-                        ..Report::done(Err(e))
-                    })
-                }
-                Err(e) if retry(&e) => continue,
-                Err(e) => Step::Done(Report::done(Err(e))),
-            },
-            Op::Send(s) => {
-                if s.sent == s.buf.len() {
-                    return Step::Done(Report::done(Ok(s.sent)));
-                }
-                match net::send(fd, &s.buf[s.sent..]) {
-                    Ok(n) => {
-                        s.sent += n;
-                        continue;
-                    }
-                    Err(e) if would_block(&e) => Step::Blocked,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    // Bytes that went out before the failure are reported, not dropped.
-                    Err(_) if s.sent > 0 => Step::Done(Report::done(Ok(s.sent))),
-                    Err(e) => Step::Done(Report::done(Err(e))),
-                }
-            }
-            Op::SendTo(s) => match net::send_to(fd, &s.buf, &SockAddr::from(s.addr)) {
-                Ok(n) => Step::Done(Report::done(Ok(n))),
-                Err(e) if would_block(&e) => Step::Blocked,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => Step::Done(Report::done(Err(e))),
-            },
-            Op::Connect(c) if *marks & CONNECT_STARTED == 0 => {
-                *marks |= CONNECT_STARTED;
-                match net::connect(fd, &SockAddr::from(c.addr)) {
-                    Ok(()) => Step::Done(Report::done(Ok(0))),
-                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Blocked,
-                    Err(e) => Step::Done(Report::done(Err(e))),
-                }
-            }
-            Op::Connect(_) => match net::take_error(fd) {
-                Ok(Some(e)) | Err(e) => Step::Done(Report::done(Err(e))),
-                Ok(None) if net::is_connected(fd) => Step::Done(Report::done(Ok(0))),
-                Ok(None) => Step::Blocked,
-            },
-            Op::Close(_) | Op::Timeout(_) | Op::Nop(_) => {
-                unreachable!("close, timeout and nop wait on no socket")
-            }
-        };
-        return step;
+    match op {
+        Op::Accept(_) => ops::accept::epoll::attempt(false, fd),
+        Op::AcceptMulti(_) => ops::accept::epoll::attempt(true, fd),
+        Op::Recv(r) => ops::recv::epoll::attempt(r, fd),
+        Op::RecvMulti(r) => ops::recv_multi::epoll::attempt(r, fd, pool, edge_follows),
+        Op::RecvFrom(r) => ops::recv_from::epoll::attempt(r, fd),
+        Op::Send(s) => ops::send::epoll::attempt(s, fd),
+        Op::SendTo(s) => ops::send_to::epoll::attempt(s, fd),
+        Op::Connect(c) => ops::connect::epoll::attempt(c, marks, fd),
+        Op::Close(_) | Op::Timeout(_) | Op::Nop(_) => {
+            unreachable!("close, timeout and nop wait on no socket")
+        }
     }
 }
 
 impl Epoll {
-    fn flags(&mut self, fd: RawFd) -> &mut Flags {
+    pub(in crate::sys) fn flags(&mut self, fd: RawFd) -> &mut Flags {
         &mut self.lanes.sock(fd).extra
     }
 
@@ -352,24 +235,6 @@ impl Epoll {
         }
         table.complete(id, raw);
     }
-
-    fn close(&mut self, table: &mut OpTable, id: OpId) {
-        let Some(Op::Close(close)) = table.get_mut(id).map(|e| &mut e.op) else {
-            return;
-        };
-        let sock = close.sock.take().expect("a close owns its socket");
-        use std::os::fd::AsRawFd;
-        let fd = sock.as_raw_fd();
-        self.socket_gone(table, fd, Gone::Closed);
-        self.flags(fd).read_closed = false;
-        self.flags(fd).nonblocking = false;
-        if std::mem::take(&mut self.flags(fd).registered) {
-            // The close below would drop the registration too; this keeps a dup'd fd quiet.
-            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
-        }
-        drop(sock);
-        table.complete(id, Report::done(Ok(0)));
-    }
 }
 
 impl LaneHooks for Epoll {
@@ -391,7 +256,7 @@ impl LaneHooks for Epoll {
     /// A send that already wrote bytes reports them.
     fn ended_early(&self, table: &OpTable, id: OpId) -> Report {
         match table.get(id).map(|e| &e.op) {
-            Some(Op::Send(s)) if s.sent > 0 => Report::done(Ok(s.sent)),
+            Some(Op::Send(s)) => ops::send::epoll::ended_early(s),
             _ => Report::cancelled(),
         }
     }

@@ -50,21 +50,16 @@
 //! issue, cancel and finish; its `unsafe` blocks are those calls, each saying why the memory
 //! stays put.
 
-mod side;
-mod win;
+pub(in crate::sys) mod side;
+pub(in crate::sys) mod win;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::windows::io::{AsRawSocket, OwnedSocket};
+use std::os::windows::io::AsRawSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, Socket, Type};
-use windows_sys::Win32::Foundation::{
-    NTSTATUS, STATUS_BUFFER_OVERFLOW, STATUS_CONNECTION_ABORTED, STATUS_CONNECTION_RESET,
-    STATUS_REMOTE_DISCONNECT,
-};
+use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_BUFFER_OVERFLOW};
 use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
 pub(crate) use self::side::Side;
@@ -72,11 +67,11 @@ use self::side::{Cancel, Issued};
 use self::win::{Associated, CompletionPort, Ext};
 use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, Lanes};
 use super::timers::Timers;
-use super::{Backend, OpTable};
+use super::{Backend, OpTable, ops};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::{Op, OpKind, Report};
-use crate::op::{OpId, accept_aborted_error, cancelled_error, out_of_buffers_error};
+use crate::op::{OpId, cancelled_error};
 use crate::sock::RawSock;
 
 /// How many AcceptEx an `op::AcceptMulti` keeps posted, so a burst of connections finds
@@ -84,9 +79,6 @@ use crate::sock::RawSock;
 const ACCEPT_SLOTS: u32 = 16;
 /// Packets one GQCSEx call takes at most.
 const BATCH: usize = 128;
-/// Pool buffers one multishot receive fills in a row before it re-arms and lets other sockets'
-/// packets be handled.
-const STEP_BUDGET: usize = 32;
 /// Finished Sides kept for reuse, so an op does not allocate its OVERLAPPED block.
 const SPARE_SIDES: usize = 256;
 /// How long a dropping port waits for the kernel to return cancelled calls before it leaks
@@ -119,37 +111,37 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
     })
 }
 
-struct Iocp {
-    port: Arc<CompletionPort>,
-    ext: Ext,
-    pool: BufPool,
+pub(in crate::sys) struct Iocp {
+    pub(in crate::sys) port: Arc<CompletionPort>,
+    pub(in crate::sys) ext: Ext,
+    pub(in crate::sys) pool: BufPool,
     /// Per-socket queues: only a lane's head is in the kernel (see the module docs); and per
     /// socket whether this port associated it (the association rule, module docs).
-    lanes: Lanes<PerSock>,
+    pub(in crate::sys) lanes: Lanes<PerSock>,
     /// Pending timeouts: (deadline, op tag).
-    timers: Timers,
+    pub(in crate::sys) timers: Timers,
     /// Finished Sides to reuse, boxed as the op table holds them.
     #[allow(clippy::vec_box)]
-    spare: Vec<Box<Side>>,
+    pub(in crate::sys) spare: Vec<Box<Side>>,
     /// Multishot accepts that are ending (cancelled or failed), with the error they end with;
     /// their final completion comes once every slot's packet is back.
-    ending: HashMap<OpId, io::Error>,
+    pub(in crate::sys) ending: HashMap<OpId, io::Error>,
     /// The port is dropping: nothing is issued any more.
-    closing: bool,
+    pub(in crate::sys) closing: bool,
 }
 
 /// What the driver keeps per socket handle besides its lanes.
 #[derive(Default)]
-struct PerSock {
+pub(in crate::sys) struct PerSock {
     /// This port associated the socket now holding this handle value. Set by an association
     /// that succeeded; cleared when the port closes the socket (`op::Close`) and when the value
     /// turns up as a socket just made for the port (an accepted one), whose predecessor under
     /// the same value is gone.
-    associated: bool,
+    pub(in crate::sys) associated: bool,
 }
 
 /// What starting an op did.
-enum Start {
+pub(in crate::sys) enum Start {
     /// Its call is in the kernel; a packet will come.
     Queued,
     /// It ended without reaching the kernel (or failed at once).
@@ -166,46 +158,19 @@ impl From<Issued> for Start {
 }
 
 /// The Side of op `id`, slot `slot`.
-fn side_of(table: &OpTable, id: OpId, slot: u32) -> Option<&Side> {
+pub(in crate::sys) fn side_of(table: &OpTable, id: OpId, slot: u32) -> Option<&Side> {
     table.get(id)?.side.as_deref()?.slot(slot)
 }
 
 /// Whether the kernel holds any call of op `id`.
-fn in_kernel(table: &OpTable, id: OpId) -> bool {
+pub(in crate::sys) fn in_kernel(table: &OpTable, id: OpId) -> bool {
     side_of(table, id, 0).is_some_and(Side::in_kernel)
-}
-
-/// A connection that died before it was accepted: accept the next one instead (a multishot
-/// accept reports it first, as `accept_aborted_error`).
-fn retry_accept(status: NTSTATUS) -> bool {
-    matches!(
-        status,
-        STATUS_CONNECTION_RESET | STATUS_CONNECTION_ABORTED | STATUS_REMOTE_DISCONNECT
-    )
-}
-
-/// Whether taking over a socket AcceptEx filled failed because the connection was already
-/// dead (`SO_UPDATE_ACCEPT_CONTEXT` on a connection reset before it was taken reports
-/// `WSAENOTCONN`): like [`retry_accept`], an event of the listen queue, not of the listener.
-fn died_before_accept(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotConnected
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-    )
 }
 
 /// Whether a call's final status means it succeeded (a truncated datagram counts: it is a
 /// warning status, and like `recvfrom` the op reports the truncated length).
-fn succeeded(status: NTSTATUS) -> bool {
+pub(in crate::sys) fn succeeded(status: NTSTATUS) -> bool {
     status >= 0 || status == STATUS_BUFFER_OVERFLOW
-}
-
-/// The listener's address family: AcceptEx needs a socket of the same one.
-fn family_of(listener: RawSock) -> io::Result<Domain> {
-    let family = win::local_family(listener)?;
-    Ok(Domain::from(i32::from(family)))
 }
 
 impl Iocp {
@@ -302,7 +267,7 @@ impl Iocp {
     }
 
     /// Issues op `id`'s overlapped call (or, for a multishot accept, all of them).
-    fn start(&mut self, table: &mut OpTable, id: OpId) -> Start {
+    pub(in crate::sys) fn start(&mut self, table: &mut OpTable, id: OpId) -> Start {
         self.ensure_side(table, id);
         let Some(entry) = table.get_mut(id) else {
             return Start::Done(Report::cancelled());
@@ -316,84 +281,21 @@ impl Iocp {
         // and the op leaves the table only after the packet of its last call has been dequeued
         // (`recycle` leaks a Side the kernel still holds rather than free it).
         match &mut entry.op {
-            Op::Recv(r) => {
-                if r.buf.spare_capacity() == 0 {
-                    return Start::Done(Report::done(Err(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "recv into a buffer with no spare capacity",
-                    ))));
-                }
-                let spare = r.buf.spare_mut();
-                // SAFETY: `spare` (the Buf's heap block) and `side` stay put until the packet;
-                // nothing else touches the Buf meanwhile, it is owned by the table entry.
-                unsafe { side.recv(r.sock, spare.as_mut_ptr(), spare.len()) }.into()
-            }
-            // A zero-byte receive: completes once data is there, taking none of it.
-            Op::RecvMulti(r) => {
-                let nothing = std::ptr::NonNull::dangling().as_ptr();
-                // SAFETY: zero bytes: the kernel writes no buffer; `side` stays put until the
-                // packet.
-                unsafe { side.recv(r.sock, nothing, 0) }.into()
-            }
-            Op::Send(s) => {
-                let rest = &s.buf[s.sent..];
-                // SAFETY: `rest` (the Buf's heap block) and `side` stay put and unchanged until
-                // the packet.
-                unsafe { side.send(s.sock, rest.as_ptr(), rest.len()) }.into()
-            }
-            Op::RecvFrom(r) => {
-                let spare = r.buf.spare_mut();
-                // SAFETY: as for Recv.
-                unsafe { side.recv_from(r.sock, spare.as_mut_ptr(), spare.len()) }.into()
-            }
-            Op::SendTo(s) => {
-                // SAFETY: as for Send.
-                unsafe { side.send_to(s.sock, s.buf.as_ptr(), s.buf.len(), s.addr) }.into()
-            }
-            Op::Accept(a) => {
-                let listener = a.listener;
-                match family_of(listener) {
-                    Ok(domain) => accept_into(&self.ext, side, listener, domain).into(),
-                    Err(e) => Start::Done(Report::done(Err(e))),
-                }
-            }
+            // SAFETY (every arm): as just said, `side` and the op's buffer stay put until the
+            // call's packet.
+            Op::Recv(r) => unsafe { ops::recv::iocp::start(r, side) },
+            Op::RecvMulti(r) => unsafe { ops::recv_multi::iocp::start(r, side) },
+            Op::Send(s) => unsafe { ops::send::iocp::start(s, side) },
+            Op::RecvFrom(r) => unsafe { ops::recv_from::iocp::start(r, side) },
+            Op::SendTo(s) => unsafe { ops::send_to::iocp::start(s, side) },
+            Op::Accept(a) => unsafe { ops::accept::iocp::start(a, side, &self.ext) },
             Op::AcceptMulti(a) => {
                 let listener = a.listener;
-                let domain = match family_of(listener) {
-                    Ok(domain) => domain,
-                    Err(e) => return Start::Done(Report::done(Err(e))),
-                };
-                side.set_family(i32::from(domain) as u16);
-                let mut failed = None;
-                for (_, slot) in side.all() {
-                    if let Issued::Failed(e) = accept_into(&self.ext, slot, listener, domain) {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-                match failed {
-                    None => Start::Queued,
-                    Some(e) if !side.in_kernel() => Start::Done(Report::done(Err(e))),
-                    Some(e) => {
-                        // Some slots are posted: end like a failed multishot accept.
-                        side.cancel_io(listener);
-                        self.ending.insert(id, e);
-                        Start::Queued
-                    }
-                }
+                // SAFETY: as above, for every slot's Side.
+                unsafe { self.start_accept_multi(id, listener, side) }
             }
-            Op::Connect(c) => {
-                let sock = c.sock.as_ref().expect("a connect owns its socket");
-                let raw = sock.as_raw_socket();
-                // `submit` associated the socket.
-                match prepare_connect(sock, c.addr) {
-                    // SAFETY: `side` stays put until the packet; the socket is owned by the op.
-                    Ok(()) => unsafe { side.connect(&self.ext, raw, c.addr) }.into(),
-                    Err(e) => Start::Done(Report::done(Err(e))),
-                }
-            }
-            // SAFETY: `side` stays put until the packet.
-            Op::Nop(_) => unsafe { side.post(&self.port) }.into(),
+            Op::Connect(c) => unsafe { ops::connect::iocp::start(c, side, &self.ext) },
+            Op::Nop(_) => unsafe { ops::nop::iocp::start(side, &self.port) },
             Op::Close(_) | Op::Timeout(_) => unreachable!("close and timeout issue no call"),
         }
     }
@@ -415,7 +317,12 @@ impl Iocp {
     /// Delivers op `id`'s final result (its last packet is in, or it never reached the kernel)
     /// and returns the next op of its lane, which the caller must start.
     #[must_use]
-    fn finish(&mut self, table: &mut OpTable, id: OpId, raw: Report) -> Option<OpId> {
+    pub(in crate::sys) fn finish(
+        &mut self,
+        table: &mut OpTable,
+        id: OpId,
+        raw: Report,
+    ) -> Option<OpId> {
         let entry = table.get_mut(id)?;
         let lane = entry.op.sock().zip(Dir::of(entry.op.kind()));
         if let Some(side) = entry.side.take() {
@@ -433,7 +340,7 @@ impl Iocp {
     }
 
     /// Like [`finish`](Iocp::finish), and starts the lane's next op.
-    fn end(&mut self, table: &mut OpTable, id: OpId, raw: Report) {
+    pub(in crate::sys) fn end(&mut self, table: &mut OpTable, id: OpId, raw: Report) {
         if let Some(next) = self.finish(table, id, raw) {
             self.run_lane(table, next);
         }
@@ -449,32 +356,19 @@ impl Iocp {
     /// `sock` was just accepted for the caller: a new socket, associated with no port yet (the
     /// first port that runs an operation on it will be its port). Whatever this port recorded
     /// under the same handle value was about a socket that is gone.
-    fn accepted_sock(&mut self, table: &mut OpTable, sock: RawSock) {
+    pub(in crate::sys) fn accepted_sock(&mut self, table: &mut OpTable, sock: RawSock) {
         self.fresh_sock(table, sock);
         self.lanes.sock(sock).extra.associated = false;
     }
 
     /// The error of a call that ended with `status`: cancelled if its socket was closed through
     /// the port (the abort status varies) or the port is dropping.
-    fn call_error(&self, side: &Side, status: NTSTATUS) -> io::Error {
+    pub(in crate::sys) fn call_error(&self, side: &Side, status: NTSTATUS) -> io::Error {
         if side.cancel() == Cancel::Close || self.closing {
             cancelled_error()
         } else {
             win::status_error(status)
         }
-    }
-
-    fn close(&mut self, table: &mut OpTable, id: OpId) {
-        let Some(Op::Close(close)) = table.get_mut(id).map(|e| &mut e.op) else {
-            return;
-        };
-        let sock: OwnedSocket = close.sock.take().expect("a close owns its socket");
-        let raw = sock.as_raw_socket();
-        // The handle value may name another socket after this close.
-        self.lanes.sock(raw).extra.associated = false;
-        self.socket_gone(table, raw, Gone::Closed);
-        let res = win::close(sock);
-        table.complete(id, Report::done(res.map(|()| 0)));
     }
 
     /// Handles one dequeued packet.
@@ -515,13 +409,7 @@ impl Iocp {
             }
             Some(OpKind::RecvFrom) => {
                 let raw = if succeeded(status) {
-                    match side.sender() {
-                        Ok(addr) => Report {
-                            addr: Some(addr),
-                            ..Report::done(Ok(bytes))
-                        },
-                        Err(e) => Report::done(Err(e)),
-                    }
+                    ops::recv_from::iocp::report(side, bytes)
                 } else {
                     Report::done(Err(self.call_error(side, status)))
                 };
@@ -530,8 +418,7 @@ impl Iocp {
             Some(OpKind::Send) => self.sent(table, id, status, bytes),
             Some(OpKind::Connect) => {
                 let res = if succeeded(status) {
-                    let sock = table.get(id).and_then(|e| e.op.sock());
-                    sock.map_or(Ok(()), win::update_connect_context).map(|()| 0)
+                    ops::connect::iocp::connected(table.get(id).and_then(|e| e.op.sock()))
                 } else {
                     Err(self.call_error(side, status))
                 };
@@ -541,193 +428,6 @@ impl Iocp {
             Some(OpKind::AcceptMulti) => self.accepted_multi(table, id, slot, status),
             Some(OpKind::RecvMulti) => self.readable(table, id, status),
             Some(OpKind::Close | OpKind::Timeout) | None => {}
-        }
-    }
-
-    /// A WSASend's packet. It normally carries every byte; a send longer than one WSABUF takes
-    /// (4 GiB) goes on with the rest. Bytes that went out are reported even if the send then
-    /// failed or was cancelled.
-    fn sent(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS, bytes: usize) {
-        let stop =
-            side_of(table, id, 0).map_or(Cancel::User, Side::cancel) != Cancel::No || self.closing;
-        let Some(Op::Send(s)) = table.get_mut(id).map(|e| &mut e.op) else {
-            return;
-        };
-        s.sent += bytes;
-        let (sent, len) = (s.sent, s.buf.len());
-        let res = if !succeeded(status) {
-            if sent > 0 {
-                Ok(sent)
-            } else {
-                let side = side_of(table, id, 0).expect("a send in flight has its Side");
-                Err(self.call_error(side, status))
-            }
-        } else if sent >= len {
-            Ok(sent)
-        } else if bytes > 0 && !stop {
-            match self.start(table, id) {
-                Start::Queued => return,
-                Start::Done(_) => Ok(sent), // the rest could not start: report what went out
-            }
-        } else if sent > 0 {
-            Ok(sent)
-        } else if stop {
-            Err(cancelled_error())
-        } else {
-            Err(io::Error::from(io::ErrorKind::WriteZero))
-        };
-        self.end(table, id, Report::done(res));
-    }
-
-    /// The accepted socket of a successful AcceptEx packet, ready for the caller.
-    fn take_accepted(&self, table: &OpTable, id: OpId, slot: u32) -> io::Result<Report> {
-        let listener = table
-            .get(id)
-            .and_then(|e| e.op.sock())
-            .ok_or_else(|| io::Error::other("accept without its listener"))?;
-        let side = side_of(table, id, slot).ok_or_else(|| io::Error::other("accept slot gone"))?;
-        let (sock, addr) = side.accepted(&self.ext, listener)?;
-        // Not associated: the first port that runs an operation on it will be its port.
-        win::set_nonblocking(sock.as_raw_socket())?;
-        Ok(Report {
-            sock: Some(sock),
-            addr: Some(addr),
-            ..Report::done(Ok(0))
-        })
-    }
-
-    fn accepted_one(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS) {
-        let taken = if succeeded(status) {
-            self.take_accepted(table, id, 0)
-        } else {
-            let side = side_of(table, id, 0).expect("an accept in flight has its Side");
-            side.drop_accept_socket();
-            Err(self.call_error(side, status))
-        };
-        let cancelled = side_of(table, id, 0).map_or(Cancel::User, Side::cancel) != Cancel::No;
-        match taken {
-            Ok(raw) => self.end(table, id, raw),
-            // A connection dead before it was taken: accept the next one instead.
-            Err(e)
-                if !cancelled
-                    && !self.closing
-                    && (retry_accept(status) || died_before_accept(&e)) =>
-            {
-                if let Start::Done(raw) = self.start(table, id) {
-                    self.end(table, id, raw);
-                }
-            }
-            Err(e) => self.end(table, id, Report::done(Err(e))),
-        }
-    }
-
-    fn accepted_multi(&mut self, table: &mut OpTable, id: OpId, slot: u32, status: NTSTATUS) {
-        let Some(listener) = table.get(id).and_then(|e| e.op.sock()) else {
-            return;
-        };
-        let taken = if succeeded(status) {
-            self.take_accepted(table, id, slot)
-        } else {
-            let main = side_of(table, id, 0).expect("an accept in flight has its Side");
-            main.slot(slot)
-                .expect("the packet's slot exists")
-                .drop_accept_socket();
-            Err(self.call_error(main, status))
-        };
-        let cancelled = side_of(table, id, 0).map_or(Cancel::User, Side::cancel) != Cancel::No;
-        match taken {
-            Ok(raw) => {
-                let sock = raw.sock.as_ref().map(AsRawSocket::as_raw_socket);
-                table.complete(id, Report { more: true, ..raw });
-                if let Some(sock) = sock {
-                    self.accepted_sock(table, sock);
-                }
-            }
-            // A connection dead before it was taken (reset in the listen queue: the AcceptEx
-            // fails, or taking its socket over does): reported (the caller counts it), and
-            // this slot's AcceptEx is posted again below. (The socket is dropped, closing it.)
-            Err(e) if !cancelled && (retry_accept(status) || died_before_accept(&e)) => {
-                table.complete(
-                    id,
-                    Report {
-                        more: true,
-                        ..Report::done(Err(accept_aborted_error()))
-                    },
-                );
-            }
-            Err(e) => self.end_multi(table, id, listener, e),
-        }
-        if !self.ending.contains_key(&id) && !self.closing {
-            let main = side_of(table, id, 0).expect("an accept in flight has its Side");
-            let domain = Domain::from(i32::from(main.family()));
-            let slot_side = main.slot(slot).expect("the packet's slot exists");
-            if let Issued::Failed(e) = accept_into(&self.ext, slot_side, listener, domain) {
-                self.end_multi(table, id, listener, e);
-            }
-        }
-        if (self.ending.contains_key(&id) || self.closing) && !in_kernel(table, id) {
-            let e = self.ending.remove(&id).unwrap_or_else(cancelled_error);
-            self.end(table, id, Report::done(Err(e)));
-        }
-    }
-
-    /// A multishot accept ends with `e` (the first reason wins): its other AcceptEx are
-    /// cancelled, and its final completion comes when the last of them is back.
-    fn end_multi(&mut self, table: &OpTable, id: OpId, listener: RawSock, e: io::Error) {
-        if self.ending.contains_key(&id) {
-            return;
-        }
-        self.ending.insert(id, e);
-        if let Some(side) = side_of(table, id, 0) {
-            side.cancel_io(listener);
-        }
-    }
-
-    /// The zero-byte receive of a multishot receive completed: data (or the end) is there.
-    fn readable(&mut self, table: &mut OpTable, id: OpId, status: NTSTATUS) {
-        let Some(sock) = table.get(id).and_then(|e| e.op.sock()) else {
-            return;
-        };
-        let side = side_of(table, id, 0).expect("a recv in flight has its Side");
-        if !succeeded(status) {
-            let e = self.call_error(side, status);
-            return self.end(table, id, Report::done(Err(e)));
-        }
-        if side.cancel() != Cancel::No || self.closing {
-            // Cancelled before taking anything: the data stays in the socket.
-            return self.end(table, id, Report::cancelled());
-        }
-        for _ in 0..STEP_BUDGET {
-            let Some(mut buf) = self.pool.get() else {
-                return self.end(table, id, Report::done(Err(out_of_buffers_error())));
-            };
-            match win::recv_now(sock, buf.spare_mut()) {
-                Ok(0) => return self.end(table, id, Report::done(Ok(0))),
-                Ok(n) => {
-                    buf.commit(n);
-                    let raw = Report {
-                        buf: Some(buf),
-                        ..Report::done(Ok(n))
-                    };
-                    let at_limit = match table.get_mut(id).map(|e| &mut e.op) {
-                        Some(Op::RecvMulti(r)) => r.count(n),
-                        _ => false,
-                    };
-                    if at_limit {
-                        // The op's byte limit is reached: this completion is its last.
-                        return self.end(table, id, raw);
-                    }
-                    table.complete(id, Report { more: true, ..raw });
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return self.end(table, id, Report::done(Err(e))),
-            }
-        }
-        // Drained (or out of budget: the zero-byte receive then completes at once, behind the
-        // packets of other sockets): wait for more.
-        if let Start::Done(raw) = self.start(table, id) {
-            self.end(table, id, raw);
         }
     }
 }
@@ -755,28 +455,6 @@ impl LaneHooks for Iocp {
             }
         }
     }
-}
-
-/// Creates a socket of `domain` and posts an AcceptEx into it on `slot`.
-fn accept_into(ext: &Ext, slot: &Side, listener: RawSock, domain: Domain) -> Issued {
-    match Socket::new(domain, Type::STREAM, Some(Protocol::TCP)) {
-        // SAFETY: `slot` is a Side of an op in the table, which keeps it in place until its
-        // packet (see `Iocp::start`).
-        Ok(sock) => unsafe { slot.accept(ext, listener, OwnedSocket::from(sock)) },
-        Err(e) => Issued::Failed(e),
-    }
-}
-
-/// ConnectEx wants a bound socket: binds an unbound one to the wildcard address.
-fn prepare_connect(sock: &Socket, to: SocketAddr) -> io::Result<()> {
-    if sock.local_addr().is_ok() {
-        return Ok(()); // bound by the caller
-    }
-    let any = match to {
-        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
-        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
-    };
-    sock.bind(&any.into())
 }
 
 impl Driver for Iocp {

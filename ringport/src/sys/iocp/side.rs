@@ -61,7 +61,7 @@ struct Io {
 
 /// Why an op in the kernel was asked to end.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
-pub(super) enum Cancel {
+pub(in crate::sys) enum Cancel {
     /// It was not.
     #[default]
     No,
@@ -106,7 +106,7 @@ impl fmt::Debug for Side {
 }
 
 /// What issuing an overlapped call did.
-pub(super) enum Issued {
+pub(in crate::sys) enum Issued {
     /// The kernel has it; exactly one completion packet will come. (Also when it finished at
     /// once: without FILE_SKIP_COMPLETION_PORT_ON_SUCCESS a packet is queued either way.)
     Queued,
@@ -141,7 +141,7 @@ fn clamp_len(len: usize) -> u32 {
 
 impl Side {
     /// A fresh Side for slot `slot` of the op tagged `tag`.
-    pub(super) fn new(tag: u64, slot: u32) -> Box<Side> {
+    pub(in crate::sys) fn new(tag: u64, slot: u32) -> Box<Side> {
         let side = Box::new(Side {
             // SAFETY: `Io` holds integers, raw pointers and arrays of bytes, for which the
             // all-zero bit pattern is valid (null pointers, zero lengths).
@@ -158,7 +158,7 @@ impl Side {
 
     /// Makes a finished Side fit for op `tag`'s slot `slot`; returns its former slots.
     #[allow(clippy::vec_box)] // see `slots`
-    pub(super) fn reuse(&mut self, tag: u64, slot: u32) -> Vec<Box<Side>> {
+    pub(in crate::sys) fn reuse(&mut self, tag: u64, slot: u32) -> Vec<Box<Side>> {
         debug_assert!(!self.queued.get(), "a queued Side is never reused");
         self.cancel.set(Cancel::No);
         self.accept.set(None);
@@ -179,12 +179,12 @@ impl Side {
     }
 
     /// Adds a slot (op::AcceptMulti), before any call is issued on this Side.
-    pub(super) fn push_slot(&mut self, slot: Box<Side>) {
+    pub(in crate::sys) fn push_slot(&mut self, slot: Box<Side>) {
         self.slots.push(slot);
     }
 
     /// This Side (slot 0) or one of its slots.
-    pub(super) fn slot(&self, slot: u32) -> Option<&Side> {
+    pub(in crate::sys) fn slot(&self, slot: u32) -> Option<&Side> {
         match slot {
             0 => Some(self),
             n => self.slots.get(n as usize - 1).map(|b| &**b),
@@ -192,7 +192,7 @@ impl Side {
     }
 
     /// This Side and all its slots, with their slot numbers.
-    pub(super) fn all(&self) -> impl Iterator<Item = (u32, &Side)> {
+    pub(in crate::sys) fn all(&self) -> impl Iterator<Item = (u32, &Side)> {
         std::iter::once(self)
             .chain(self.slots.iter().map(|b| &**b))
             .enumerate()
@@ -200,33 +200,33 @@ impl Side {
     }
 
     /// Whether the kernel still holds this Side or any of its slots.
-    pub(super) fn in_kernel(&self) -> bool {
+    pub(in crate::sys) fn in_kernel(&self) -> bool {
         self.all().any(|(_, s)| s.queued.get())
     }
 
     /// Whether the kernel holds this one Side.
-    pub(super) fn is_queued(&self) -> bool {
+    pub(in crate::sys) fn is_queued(&self) -> bool {
         self.queued.get()
     }
 
-    pub(super) fn cancel(&self) -> Cancel {
+    pub(in crate::sys) fn cancel(&self) -> Cancel {
         self.cancel.get()
     }
 
-    pub(super) fn set_cancel(&self, why: Cancel) {
+    pub(in crate::sys) fn set_cancel(&self, why: Cancel) {
         self.cancel.set(why);
     }
 
-    pub(super) fn family(&self) -> u16 {
+    pub(in crate::sys) fn family(&self) -> u16 {
         self.family.get()
     }
 
-    pub(super) fn set_family(&self, family: u16) {
+    pub(in crate::sys) fn set_family(&self, family: u16) {
         self.family.set(family);
     }
 
     /// The OVERLAPPED the kernel is given (and reports back).
-    pub(super) fn ov(&self) -> *mut OVERLAPPED {
+    pub(in crate::sys) fn ov(&self) -> *mut OVERLAPPED {
         // `ov` is the first field of the `#[repr(C)]` Io.
         self.io.get().cast()
     }
@@ -236,7 +236,7 @@ impl Side {
     /// # Safety
     /// `ov` must come from [`Side::ov`] of a Side that is still allocated, and the kernel must be
     /// done with it (its packet was dequeued).
-    pub(super) unsafe fn header(ov: *const OVERLAPPED) -> (u64, u32) {
+    pub(in crate::sys) unsafe fn header(ov: *const OVERLAPPED) -> (u64, u32) {
         let io = ov.cast::<Io>();
         // SAFETY: by the caller, `ov` points to the start of a live Io no one writes any more.
         unsafe { ((*io).tag, (*io).slot) }
@@ -244,7 +244,7 @@ impl Side {
 
     /// The packet naming this Side was dequeued: the kernel is done with it. Returns the call's
     /// final NTSTATUS.
-    pub(super) fn dequeued(&self) -> NTSTATUS {
+    pub(in crate::sys) fn dequeued(&self) -> NTSTATUS {
         self.queued.set(false);
         // SAFETY: the kernel wrote the status into the OVERLAPPED before queuing the packet and
         // touches this Side no more; no reference to `Io` exists.
@@ -273,7 +273,7 @@ impl Side {
     /// # Safety
     /// This Side must stay allocated and in place until its packet is dequeued, and the `len`
     /// bytes at `buf` must stay valid and unused by anyone else until then.
-    pub(super) unsafe fn recv(&self, sock: RawSock, buf: *mut u8, len: usize) -> Issued {
+    pub(in crate::sys) unsafe fn recv(&self, sock: RawSock, buf: *mut u8, len: usize) -> Issued {
         let io = self.fresh_ov();
         // SAFETY: `io` is ours (not queued); the kernel keeps the OVERLAPPED, the flags and the
         // buffer until the packet, which the caller guarantees stay valid.
@@ -300,7 +300,12 @@ impl Side {
     ///
     /// # Safety
     /// As for [`Side::recv`].
-    pub(super) unsafe fn recv_from(&self, sock: RawSock, buf: *mut u8, len: usize) -> Issued {
+    pub(in crate::sys) unsafe fn recv_from(
+        &self,
+        sock: RawSock,
+        buf: *mut u8,
+        len: usize,
+    ) -> Issued {
         let io = self.fresh_ov();
         // SAFETY: as in `recv`; the kernel also writes the sender into `addr` and its length
         // into `addr_len`, both in this Side.
@@ -327,7 +332,7 @@ impl Side {
     }
 
     /// The sender a finished `recv_from` wrote.
-    pub(super) fn sender(&self) -> io::Result<SocketAddr> {
+    pub(in crate::sys) fn sender(&self) -> io::Result<SocketAddr> {
         debug_assert!(!self.queued.get());
         let io = self.io.get();
         // SAFETY: the kernel finished (packet dequeued) and wrote `addr_len` bytes of address
@@ -341,7 +346,7 @@ impl Side {
     /// # Safety
     /// This Side must stay allocated and in place until its packet is dequeued, and the `len`
     /// bytes at `buf` must stay valid and unchanged until then.
-    pub(super) unsafe fn send(&self, sock: RawSock, buf: *const u8, len: usize) -> Issued {
+    pub(in crate::sys) unsafe fn send(&self, sock: RawSock, buf: *const u8, len: usize) -> Issued {
         let io = self.fresh_ov();
         // SAFETY: as in `recv`; the kernel only reads the buffer.
         let ret = unsafe {
@@ -366,7 +371,7 @@ impl Side {
     ///
     /// # Safety
     /// As for [`Side::send`].
-    pub(super) unsafe fn send_to(
+    pub(in crate::sys) unsafe fn send_to(
         &self,
         sock: RawSock,
         buf: *const u8,
@@ -420,7 +425,12 @@ impl Side {
     ///
     /// # Safety
     /// This Side must stay allocated and in place until its packet is dequeued.
-    pub(super) unsafe fn accept(&self, ext: &Ext, listener: RawSock, sock: OwnedSocket) -> Issued {
+    pub(in crate::sys) unsafe fn accept(
+        &self,
+        ext: &Ext,
+        listener: RawSock,
+        sock: OwnedSocket,
+    ) -> Issued {
         let accept_sock = win::socket(sock.as_raw_socket());
         self.accept.set(Some(sock));
         let io = self.fresh_ov();
@@ -449,7 +459,7 @@ impl Side {
 
     /// After a successful AcceptEx packet: the accepted socket (with the listener's properties)
     /// and its peer's address, parsed from the AcceptEx buffer.
-    pub(super) fn accepted(
+    pub(in crate::sys) fn accepted(
         &self,
         ext: &Ext,
         listener: RawSock,
@@ -483,7 +493,7 @@ impl Side {
     }
 
     /// Drops the socket an AcceptEx that failed was to accept into.
-    pub(super) fn drop_accept_socket(&self) {
+    pub(in crate::sys) fn drop_accept_socket(&self) {
         debug_assert!(!self.queued.get());
         drop(self.accept.take());
     }
@@ -492,7 +502,12 @@ impl Side {
     ///
     /// # Safety
     /// This Side must stay allocated and in place until its packet is dequeued.
-    pub(super) unsafe fn connect(&self, ext: &Ext, sock: RawSock, to: SocketAddr) -> Issued {
+    pub(in crate::sys) unsafe fn connect(
+        &self,
+        ext: &Ext,
+        sock: RawSock,
+        to: SocketAddr,
+    ) -> Issued {
         let io = self.fresh_ov();
         // SAFETY: the peer address is copied into this Side, which with its OVERLAPPED stays
         // until the packet (caller); no data is sent with the connect.
@@ -516,7 +531,7 @@ impl Side {
     ///
     /// # Safety
     /// This Side must stay allocated and in place until its packet is dequeued.
-    pub(super) unsafe fn post(&self, port: &CompletionPort) -> Issued {
+    pub(in crate::sys) unsafe fn post(&self, port: &CompletionPort) -> Issued {
         let io = self.fresh_ov();
         // SAFETY: the zeroed OVERLAPPED reads as STATUS_SUCCESS when the packet comes back; the
         // caller keeps the Side until then.
@@ -527,7 +542,7 @@ impl Side {
     }
 
     /// `CancelIoEx` for every call of this Side and its slots still in the kernel.
-    pub(super) fn cancel_io(&self, sock: RawSock) {
+    pub(in crate::sys) fn cancel_io(&self, sock: RawSock) {
         for (_, side) in self.all() {
             if side.queued.get() {
                 if let Err(e) = win::cancel_io(sock, side.ov()) {

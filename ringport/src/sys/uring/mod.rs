@@ -21,32 +21,29 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{IntoRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Fd, SubmitArgs, TimeoutFlags, Timespec};
+use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::buf_ring::BufRing;
 use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
 use super::unix::{Waker, net};
-use super::{Backend, OpTable};
+use super::{Backend, InFlight, OpTable, ops};
 use super::{Driver, Opened, Settings};
 use crate::buf::BufPool;
 use crate::op::OpId;
-use crate::op::{Op, OpKind, Report, When};
+use crate::op::{Op, OpKind, Report};
 
 /// Buffer group id of the port's pool ring.
-const POOL_GROUP: u16 = 0;
+pub(in crate::sys) const POOL_GROUP: u16 = 0;
 /// Tag of the in-flight read of the waker's eventfd.
 const WAKER_TAG: u64 = OpId::internal_tag(0);
 /// Tag of the driver's own requests whose results are not needed (cancels).
-const INTERNAL_TAG: u64 = OpId::internal_tag(1);
+pub(in crate::sys) const INTERNAL_TAG: u64 = OpId::internal_tag(1);
 /// Flags for every socket the kernel creates for us.
-const NEW_SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+pub(in crate::sys) const NEW_SOCK_FLAGS: i32 = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 /// [`InFlight::marks`](super::table::InFlight::marks) bit: the kernel holds the op; from then
 /// on only its completion may end it.
 const IN_KERNEL: u8 = 1;
-/// Marks bit: a multishot receive past its byte limit is being cancelled by the driver (on
-/// kernels that cannot cap it themselves).
-const STOPPING: u8 = 2;
 /// How long a dropping port waits for the kernel to give back cancelled ops before it leaks
 /// their memory instead.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -54,11 +51,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Per-op storage the kernel reads or writes, boxed so its address is stable: socket address
 /// space, the message header and iovec of `recvmsg`/`sendmsg`, a timeout's timespec.
 pub(crate) struct Side {
-    addr: libc::sockaddr_storage,
-    addr_len: libc::socklen_t,
-    msg: libc::msghdr,
-    iov: libc::iovec,
-    ts: Timespec,
+    pub(in crate::sys) addr: libc::sockaddr_storage,
+    pub(in crate::sys) addr_len: libc::socklen_t,
+    pub(in crate::sys) msg: libc::msghdr,
+    pub(in crate::sys) iov: libc::iovec,
+    pub(in crate::sys) ts: Timespec,
 }
 
 // SAFETY: the raw pointers in `msg` and `iov` point into this same box or into the op's own
@@ -72,13 +69,13 @@ impl std::fmt::Debug for Side {
 }
 
 impl Side {
-    fn boxed() -> Box<Side> {
+    pub(in crate::sys) fn boxed() -> Box<Side> {
         // SAFETY: every field is plain old data (integers and null pointers) for which the
         // all-zero bit pattern is valid.
         Box::new(unsafe { std::mem::zeroed() })
     }
 
-    fn set_addr(&mut self, addr: std::net::SocketAddr) {
+    pub(in crate::sys) fn set_addr(&mut self, addr: std::net::SocketAddr) {
         let addr = socket2::SockAddr::from(addr);
         // SAFETY: a `SockAddr` holds at most `sockaddr_storage` bytes, and `len()` of them are
         // initialised; we copy exactly those into our storage of that size.
@@ -177,7 +174,7 @@ fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-struct Uring {
+pub(in crate::sys) struct Uring {
     /// Dropped by hand: leaked if the kernel would not give every op back.
     ring: ManuallyDrop<IoUring>,
     pool: BufPool,
@@ -196,7 +193,7 @@ struct Uring {
 
 /// Sets `optlen` of an SQE: the byte cap of a multishot recv (Linux 6.17+), a field the
 /// io-uring crate's builder does not expose.
-fn with_optlen(sqe: squeue::Entry, optlen: u32) -> squeue::Entry {
+pub(in crate::sys) fn with_optlen(sqe: squeue::Entry, optlen: u32) -> squeue::Entry {
     const SQE_SIZE: usize = 64;
     /// Where `optlen` (union with `file_index`, `splice_fd_in`) sits in `io_uring_sqe`.
     const OPTLEN_OFFSET: usize = 44;
@@ -211,7 +208,11 @@ fn with_optlen(sqe: squeue::Entry, optlen: u32) -> squeue::Entry {
 
 impl Uring {
     /// Queues one SQE, flushing the queue to the kernel first if it is full.
-    fn push(&mut self, table: &mut OpTable, sqe: &squeue::Entry) -> io::Result<()> {
+    pub(in crate::sys) fn push(
+        &mut self,
+        table: &mut OpTable,
+        sqe: &squeue::Entry,
+    ) -> io::Result<()> {
         loop {
             // SAFETY: every pointer in an SQE we build points into memory owned by the op's
             // table entry (its Buf's heap block or its Side box) or by this driver (waker_buf),
@@ -224,7 +225,7 @@ impl Uring {
     }
 
     /// Makes sure `n` SQEs fit without a flush in between (for linked pairs).
-    fn reserve(&mut self, table: &mut OpTable, n: usize) -> io::Result<()> {
+    pub(in crate::sys) fn reserve(&mut self, table: &mut OpTable, n: usize) -> io::Result<()> {
         let free = {
             let sq = self.ring.submission();
             sq.capacity() - sq.len()
@@ -302,8 +303,7 @@ impl Uring {
         let raw = if res < 0 {
             let errno = -res;
             match entry.op {
-                // A timeout that fired reports -ETIME: that is its success.
-                Op::Timeout(_) if errno == libc::ETIME => Report::done(Ok(0)),
+                Op::Timeout(_) if ops::timeout::uring::fired(errno) => Report::done(Ok(0)),
                 _ => Report {
                     more,
                     ..Report::done(Err(io::Error::from_raw_os_error(errno)))
@@ -311,53 +311,21 @@ impl Uring {
             }
         } else {
             let n = res as usize;
-            match &mut entry.op {
-                Op::Accept(_) | Op::AcceptMulti(_) => {
-                    let one_shot_accept = matches!(entry.op, Op::Accept(_));
-                    // SAFETY: a successful accept CQE carries a new descriptor nobody owns.
-                    let sock = Some(unsafe { net::own(res) });
-                    let addr = match (one_shot_accept, &entry.side) {
-                        // SAFETY: the kernel wrote the peer address of `addr_len` bytes into
-                        // `side.addr` before posting this CQE.
-                        (true, Some(side)) => unsafe {
-                            net::read_addr(&side.addr, side.addr_len).ok()
-                        },
-                        _ => None,
-                    };
-                    Report {
-                        more,
-                        sock,
-                        addr,
-                        ..Report::done(Ok(0))
-                    }
-                }
-                Op::RecvMulti(_) if n > 0 && picked.is_none() => Report::done(Err(
-                    io::Error::other("multishot recv completed without a buffer"),
-                )),
+            let InFlight {
+                op, side, marks, ..
+            } = entry;
+            match op {
+                Op::Accept(_) => ops::accept::uring::report(res, side.as_deref(), more),
+                Op::AcceptMulti(_) => ops::accept::uring::report(res, None, more),
                 Op::RecvMulti(r) => {
-                    if r.count(n) && more && !self.recv_limit && entry.marks & STOPPING == 0 {
-                        // No kernel cap: stop the op ourselves now that it reached its limit.
-                        entry.marks |= STOPPING;
-                        stop = true;
-                    }
-                    Report {
-                        more,
-                        buf: picked,
-                        ..Report::done(Ok(n))
-                    }
+                    let report;
+                    (report, stop) =
+                        ops::recv_multi::uring::report(r, marks, n, picked, more, self.recv_limit);
+                    report
                 }
                 Op::RecvFrom(_) => {
-                    let side = entry
-                        .side
-                        .as_ref()
-                        .expect("recv_from has its message header");
-                    // SAFETY: the kernel wrote `msg_namelen` bytes of sender address into
-                    // `side.addr` (the msghdr's name) before posting this CQE.
-                    let addr = unsafe { net::read_addr(&side.addr, side.msg.msg_namelen).ok() };
-                    Report {
-                        addr,
-                        ..Report::done(Ok(n))
-                    }
+                    let side = side.as_ref().expect("recv_from has its message header");
+                    ops::recv_from::uring::report(side, n)
                 }
                 _ => Report {
                     more,
@@ -387,126 +355,34 @@ impl Uring {
 
     /// Builds the SQE for op `id` and queues it.
     fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
-        let entry = table.get_mut(id).expect("submitted op is in the table");
-        let sqe = match &mut entry.op {
-            Op::Accept(a) => {
-                let side = entry.side.get_or_insert_with(Side::boxed);
-                side.addr_len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                opcode::Accept::new(
-                    Fd(a.listener),
-                    (&raw mut side.addr).cast(),
-                    &raw mut side.addr_len,
-                )
-                .flags(NEW_SOCK_FLAGS)
-                .build()
-            }
-            Op::AcceptMulti(a) => opcode::AcceptMulti::new(Fd(a.listener))
-                .flags(NEW_SOCK_FLAGS)
-                .build(),
-            Op::Connect(c) => {
-                use std::os::fd::AsRawFd;
-                let fd = c
-                    .sock
-                    .as_ref()
-                    .expect("a connect owns its socket")
-                    .as_raw_fd();
-                let side = entry.side.get_or_insert_with(Side::boxed);
-                side.set_addr(c.addr);
-                opcode::Connect::new(Fd(fd), (&raw const side.addr).cast(), side.addr_len).build()
-            }
-            Op::Recv(r) => {
-                if r.buf.spare_capacity() == 0 {
-                    table.complete(
-                        id,
-                        Report::done(Err(io::Error::new(
-                            io::ErrorKind::InvalidInput,
-                            "recv into a buffer with no spare capacity",
-                        ))),
-                    );
+        let entry = table.get_mut(id).expect("started op is in the table");
+        let InFlight { op, side, .. } = entry;
+        let sqe = match op {
+            Op::Accept(a) => ops::accept::uring::sqe(a, side.get_or_insert_with(Side::boxed)),
+            Op::AcceptMulti(a) => ops::accept::uring::sqe_multi(a),
+            Op::Connect(c) => ops::connect::uring::sqe(c, side.get_or_insert_with(Side::boxed)),
+            Op::Recv(r) => match ops::recv::uring::sqe(r) {
+                Ok(sqe) => sqe,
+                Err(report) => {
+                    table.complete(id, report);
                     return Ok(());
                 }
-                let spare = r.buf.spare_mut();
-                opcode::Recv::new(Fd(r.sock), spare.as_mut_ptr(), clamp_len(spare.len())).build()
-            }
-            Op::RecvMulti(r) => {
-                let sqe = opcode::RecvMulti::new(Fd(r.sock), POOL_GROUP).build();
-                match r.limit {
-                    Some(limit) if self.recv_limit => with_optlen(sqe, limit),
-                    _ => sqe,
-                }
-            }
-            Op::Send(s) => opcode::Send::new(Fd(s.sock), s.buf.as_ptr(), clamp_len(s.buf.len()))
-                // WAITALL: like WSASend, complete only when every byte is out (or on error, with
-                // the count of those that went out).
-                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
-                .build(),
-            Op::RecvFrom(r) => {
-                let side = entry.side.get_or_insert_with(Side::boxed);
-                let spare = r.buf.spare_mut();
-                side.iov = libc::iovec {
-                    iov_base: spare.as_mut_ptr().cast(),
-                    iov_len: spare.len(),
-                };
-                side.msg.msg_name = (&raw mut side.addr).cast();
-                side.msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                side.msg.msg_iov = &raw mut side.iov;
-                side.msg.msg_iovlen = 1;
-                opcode::RecvMsg::new(Fd(r.sock), &raw mut side.msg).build()
-            }
-            Op::SendTo(s) => {
-                let side = entry.side.get_or_insert_with(Side::boxed);
-                side.set_addr(s.addr);
-                side.iov = libc::iovec {
-                    iov_base: s.buf.as_ptr().cast_mut().cast(),
-                    iov_len: s.buf.len(),
-                };
-                side.msg.msg_name = (&raw mut side.addr).cast();
-                side.msg.msg_namelen = side.addr_len;
-                side.msg.msg_iov = &raw mut side.iov;
-                side.msg.msg_iovlen = 1;
-                opcode::SendMsg::new(Fd(s.sock), &raw const side.msg)
-                    .flags(libc::MSG_NOSIGNAL as u32)
-                    .build()
-            }
+            },
+            Op::RecvMulti(r) => ops::recv_multi::uring::sqe(r, self.recv_limit),
+            Op::Send(s) => ops::send::uring::sqe(s),
+            Op::RecvFrom(r) => ops::recv_from::uring::sqe(r, side.get_or_insert_with(Side::boxed)),
+            Op::SendTo(s) => ops::send_to::uring::sqe(s, side.get_or_insert_with(Side::boxed)),
             Op::Close(c) => {
-                // From here the kernel owns the descriptor: the close below consumes it.
+                // From here the kernel owns the descriptor: the close consumes it.
                 let fd = c
                     .sock
                     .take()
                     .expect("a close owns its socket")
                     .into_raw_fd();
-                // Ops the kernel has on this socket end through the cancel below; those still
-                // queued in its lanes never started and end here.
-                self.socket_gone(table, fd, Gone::Closed);
-                let cancel = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
-                    .build()
-                    .user_data(INTERNAL_TAG)
-                    // Hard link: the close runs even if there was nothing to cancel.
-                    .flags(squeue::Flags::IO_HARDLINK);
-                self.reserve(table, 2)?;
-                self.push(table, &cancel)?;
-                opcode::Close::new(Fd(fd)).build()
+                self.close_sqe(table, fd)?
             }
-            Op::Timeout(t) => {
-                let side = entry.side.get_or_insert_with(Side::boxed);
-                let flags = match t.when {
-                    When::After(d) => {
-                        side.ts = Timespec::from(d);
-                        TimeoutFlags::empty()
-                    }
-                    When::At(at) => {
-                        let now = net::monotonic_now();
-                        let ahead = at.saturating_duration_since(Instant::now());
-                        let abs = Duration::new(now.tv_sec as u64, now.tv_nsec as u32) + ahead;
-                        side.ts = Timespec::from(abs);
-                        TimeoutFlags::ABS
-                    }
-                };
-                opcode::Timeout::new(&raw const side.ts)
-                    .flags(flags)
-                    .build()
-            }
-            Op::Nop(_) => opcode::Nop::new().build(),
+            Op::Timeout(t) => ops::timeout::uring::sqe(t, side.get_or_insert_with(Side::boxed)),
+            Op::Nop(_) => ops::nop::uring::sqe(),
         };
         self.push(table, &sqe.user_data(id.tag()))?;
         table.get_mut(id).expect("started op is in the table").marks |= IN_KERNEL;
@@ -543,7 +419,8 @@ impl LaneStart for Uring {
     }
 }
 
-fn clamp_len(len: usize) -> u32 {
+/// A buffer length as an SQE takes it (a longer buffer is used up to 4 GiB).
+pub(in crate::sys) fn clamp_len(len: usize) -> u32 {
     u32::try_from(len).unwrap_or(u32::MAX)
 }
 
