@@ -12,7 +12,8 @@
 //!
 //! Options: `--addr ADDR` (default `127.0.0.1:7100`), `--workers N` (default: one per CPU),
 //! `--max-queued-write BYTES` (a client that does not read is closed once this much waits for
-//! it; default 4 MiB). `RINGPORT_BACKEND=epoll` picks the fallback backend. Ctrl-C or SIGTERM
+//! it; default 4 MiB), `--accept reuseport|handoff` (how connections reach the workers; with
+//! `handoff` the n-th connection goes to worker n mod N). `RINGPORT_BACKEND=epoll` picks the fallback backend. Ctrl-C or SIGTERM
 //! shuts down gracefully and prints the final counters.
 
 use std::io::{self, BufRead};
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use ringport::Buf;
-use ringport::server::{Codec, Ctx, Frame, FrameError, Handler, Limits, Server};
+use ringport::server::{AcceptMode, Codec, Ctx, Frame, FrameError, Handler, Limits, Server};
 
 /// Lines ending in `\n`; the payload is everything before it (a `\r` included), so a line goes
 /// out exactly as it came in.
@@ -70,15 +71,17 @@ struct Args {
     addr: SocketAddr,
     workers: Option<usize>,
     max_queued_write: Option<usize>,
+    accept: Option<AcceptMode>,
 }
 
-const USAGE: &str = "usage: chat [--addr ADDR] [--workers N] [--max-queued-write BYTES]";
+const USAGE: &str = "usage: chat [--addr ADDR] [--workers N] [--max-queued-write BYTES] [--accept reuseport|handoff]";
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut out = Args {
         addr: SocketAddr::from(([127, 0, 0, 1], 7100)),
         workers: None,
         max_queued_write: None,
+        accept: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -94,6 +97,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value("--max-queued-write")?;
                 out.max_queued_write = Some(positive("--max-queued-write", v)?);
             }
+            "--accept" => out.accept = Some(value("--accept")?.parse()?),
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -143,6 +147,9 @@ fn run(args: Args) -> io::Result<()> {
     let mut builder = Server::builder(args.addr).codec(Lf).limits(limits);
     if let Some(n) = args.workers {
         builder = builder.workers(n);
+    }
+    if let Some(mode) = args.accept {
+        builder = builder.accept_mode(mode);
     }
     let server = builder.serve(|_| Chatter)?;
     println!(
