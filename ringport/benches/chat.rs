@@ -22,10 +22,12 @@
 //! - **Fan-out**: N connections (1,000 and 10,000); one of them sends M 32-byte lines
 //!   (M × (N − 1) ≈ 1,000,000 deliveries); the others receive every line. Server CPU per
 //!   delivery, and the wall time until the last line arrived.
-//! - **Idle**: the 10,000 connections stay connected and silent for 10 s: server CPU in that
-//!   time (a chat server with no per-connection timers should use ~0).
+//! - **Idle**: the 10,000 connections stay connected and silent for 10 s (from 1 s after the
+//!   last fan-out line arrived): server CPU in that time (a chat server with no per-connection
+//!   timers should use ~0).
 //!
-//! Every delivery is counted: a server that loses or duplicates a line fails the bench (it
+//! Three rounds visit every server, in an order that rotates; the tables give medians with ±
+//! half the max–min spread. Every delivery is counted: a server that loses or duplicates a line fails the bench (it
 //! never finishes; the watchdog stops it after a while).
 
 #[cfg(target_os = "linux")]
@@ -59,6 +61,9 @@ mod linux {
     /// The whole bench fails instead of hanging if a server loses a line.
     const HANG_LIMIT: Duration = Duration::from_secs(600);
 
+    /// Rounds over all servers, their order rotating, so a busy machine's drift falls on all.
+    const ROUNDS: usize = 3;
+
     pub fn main() {
         // `cargo bench` passes `--bench`; there is nothing to filter.
         let (chat, tokio_chat, tokio_echo) = binaries();
@@ -72,18 +77,76 @@ mod linux {
             Kind::Ringport(Backend::Epoll),
             Kind::Tokio,
         ];
-        let mut rows = Vec::new();
-        for kind in servers {
-            eprintln!("chat bench: {}", kind.name());
-            rows.push(measure(kind, &chat, &tokio_chat, &tokio_echo));
+        let mut rows: Vec<Vec<Row>> = servers.iter().map(|_| Vec::new()).collect();
+        for round in 0..ROUNDS {
+            for i in 0..servers.len() {
+                let i = (i + round) % servers.len();
+                eprintln!("chat bench: round {}, {}", round + 1, servers[i].name());
+                rows[i].push(measure(servers[i], &chat, &tokio_chat, &tokio_echo));
+            }
+        }
+        let us = |d: f64| format!("{:.1}", d * 1e6);
+        println!(
+            "\nMedians of {ROUNDS} rounds (the servers' order rotating), ± half the spread.\n\n\
+             | server | echo p50 / p99 µs | relay to another worker p50 / p99 µs | push from a thread p50 / p99 µs | relay ÷ echo (p50) |"
+        );
+        println!("|---|---|---|---|---|");
+        for (kind, r) in servers.iter().zip(&rows) {
+            let m = |f: &dyn Fn(&Row) -> f64| median(r.iter().map(f).collect());
+            let pair = |a: &dyn Fn(&Row) -> f64, b: &dyn Fn(&Row) -> f64| {
+                let (a, b) = (m(a), m(b));
+                format!("{} ± {} / {} ± {}", us(a.0), us(a.1), us(b.0), us(b.1))
+            };
+            println!(
+                "| {} | {} | {} | {} | {:.2} |",
+                kind.name(),
+                pair(&|r| r.echo.0, &|r| r.echo.1),
+                pair(&|r| r.relay.0, &|r| r.relay.1),
+                pair(&|r| r.pushed.0, &|r| r.pushed.1),
+                m(&|r| r.relay.0).0 / m(&|r| r.echo.0).0,
+            );
         }
         println!(
-            "\n| server | echo p50 / p99 | relay to another worker p50 / p99 | push from a thread p50 / p99 | fan-out 1,000: CPU per delivery (wall) | fan-out 10,000: CPU per delivery (wall) | 10,000 idle for 10 s: CPU |"
+            "\n| server | fan-out to 1,000: server CPU per delivery | wall | fan-out to 10,000: server CPU per delivery | wall | 10,000 idle for 10 s: server CPU |"
         );
-        println!("|---|---|---|---|---|---|---|");
-        for r in rows {
-            println!("{r}");
+        println!("|---|---|---|---|---|---|");
+        for (kind, r) in servers.iter().zip(&rows) {
+            let m = |f: &dyn Fn(&Row) -> f64| median(r.iter().map(f).collect());
+            let ns = |f: &dyn Fn(&Row) -> f64| {
+                let (v, e) = m(f);
+                format!("{v:.0} ± {e:.0} ns")
+            };
+            let secs = |f: &dyn Fn(&Row) -> f64| format!("{:.2} s", m(f).0);
+            let (idle, idle_e) = m(&|r| r.idle);
+            println!(
+                "| {} | {} | {} | {} | {} | {:.1} ± {:.1} ms |",
+                kind.name(),
+                ns(&|r| r.fan[0].0),
+                secs(&|r| r.fan[0].1),
+                ns(&|r| r.fan[1].0),
+                secs(&|r| r.fan[1].1),
+                idle * 1e3,
+                idle_e * 1e3,
+            );
         }
+    }
+
+    /// The median and half the max–min spread.
+    fn median(mut v: Vec<f64>) -> (f64, f64) {
+        v.sort_by(f64::total_cmp);
+        let spread = (v[v.len() - 1] - v[0]) / 2.0;
+        (v[v.len() / 2], spread)
+    }
+
+    /// One server's numbers in one round (seconds; CPU per delivery in ns).
+    struct Row {
+        echo: (f64, f64),
+        relay: (f64, f64),
+        pushed: (f64, f64),
+        /// (CPU ns per delivery, wall seconds) for 1,000 and 10,000 connections.
+        fan: [(f64, f64); 2],
+        /// Server CPU seconds over the idle window.
+        idle: f64,
     }
 
     #[derive(Copy, Clone)]
@@ -271,10 +334,20 @@ mod linux {
 
         /// Until the server has accepted every client: lines from its stdin until each has one,
         /// then `r`, read by all (the byte before a line's newline is its last: `r`).
+        /// A new `s` is typed only once nothing has arrived for a second: a slow server is
+        /// not buried under syncs.
         fn sync(&mut self, server: &mut Proc) {
+            let mut quiet_since = None::<Instant>;
             while self.lines.contains(&0) {
-                server.type_line(b"s\n");
-                self.pump(Duration::from_millis(200));
+                if quiet_since.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
+                    server.type_line(b"s\n");
+                    quiet_since = Some(Instant::now());
+                }
+                let before = self.total;
+                self.pump(Duration::from_millis(100));
+                if self.total > before {
+                    quiet_since = Some(Instant::now());
+                }
             }
             server.type_line(b"r\n");
             while self.tail.iter().any(|&t| t != b'r') {
@@ -284,7 +357,7 @@ mod linux {
         }
     }
 
-    fn measure(kind: Kind, chat: &Path, tokio_chat: &Path, tokio_echo: &Path) -> String {
+    fn measure(kind: Kind, chat: &Path, tokio_chat: &Path, tokio_echo: &Path) -> Row {
         let start = |extra: &[&str]| match kind {
             Kind::Ringport(b) => {
                 let mut args = vec!["--addr", "127.0.0.1:0", "--workers", "2"];
@@ -405,6 +478,9 @@ mod linux {
             assert_eq!(clients.lines[0], sender_lines, "nothing back to the sender");
             fan.push((cpu.as_nanos() as f64 / expected as f64, wall));
             if n == 10_000 {
+                // The last sends' completions come after their bytes arrived: let the server
+                // finish them before the idle window opens.
+                std::thread::sleep(Duration::from_secs(1));
                 let cpu0 = server.cpu();
                 std::thread::sleep(IDLE);
                 idle = server.cpu() - cpu0;
@@ -415,19 +491,16 @@ mod linux {
             drop(clients);
         }
 
-        let us = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e6);
-        let pair = |(p50, p99): (Duration, Duration)| format!("{} / {} µs", us(p50), us(p99));
-        format!(
-            "| {} | {} | {} | {} | {:.0} ns ({:.2} s) | {:.0} ns ({:.2} s) | {:.1} ms |",
-            kind.name(),
-            pair(echo),
-            pair(relay),
-            pair(pushed),
-            fan[0].0,
-            fan[0].1.as_secs_f64(),
-            fan[1].0,
-            fan[1].1.as_secs_f64(),
-            idle.as_secs_f64() * 1e3,
-        )
+        let secs = |(p50, p99): (Duration, Duration)| (p50.as_secs_f64(), p99.as_secs_f64());
+        Row {
+            echo: secs(echo),
+            relay: secs(relay),
+            pushed: secs(pushed),
+            fan: [
+                (fan[0].0, fan[0].1.as_secs_f64()),
+                (fan[1].0, fan[1].1.as_secs_f64()),
+            ],
+            idle: idle.as_secs_f64(),
+        }
     }
 }
