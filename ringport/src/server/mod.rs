@@ -528,16 +528,16 @@ impl Shared {
         }
     }
 
-    /// Puts `mail` into worker `target`'s inbox (one wake-up for all of it). Returns how many
+    /// Moves `mail` into worker `target`'s inbox (one wake-up for all of it). Returns how many
     /// were dropped because the worker is gone.
-    pub(crate) fn post_mail(&self, target: usize, mail: impl Iterator<Item = Mail>) -> usize {
-        let mut count = 0;
-        let ok = self.to_inbox(target, |inbox| {
-            let before = inbox.mail.len();
-            inbox.mail.extend(mail);
-            count = inbox.mail.len() - before;
-        });
-        if ok { 0 } else { count }
+    pub(crate) fn post_mail(&self, target: usize, mail: &mut Vec<Mail>) -> usize {
+        let count = mail.len();
+        if self.to_inbox(target, |inbox| inbox.mail.append(mail)) {
+            0
+        } else {
+            mail.clear();
+            count
+        }
     }
 
     /// Takes everything waiting in worker `index`'s mailbox.
@@ -557,11 +557,11 @@ impl Shared {
         };
         let dropped = match &mail.dest {
             Dest::Conn(id) if usize::from(id.worker) < self.inboxes.len() => {
-                self.post_mail(usize::from(id.worker), std::iter::once(mail))
+                self.post_mail(usize::from(id.worker), &mut vec![mail])
             }
             Dest::Conn(_) => 1,
             Dest::All | Dest::Group(_) => (0..self.inboxes.len())
-                .map(|w| self.post_mail(w, std::iter::once(mail.clone())))
+                .map(|w| self.post_mail(w, &mut vec![mail.clone()]))
                 .sum(),
         };
         if dropped > 0 {
@@ -767,5 +767,60 @@ impl ServerHandle {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::Completions;
+    use std::time::Duration;
+
+    fn mail(n: u8) -> Mail {
+        Mail {
+            dest: Dest::All,
+            except: None,
+            what: What::Bytes(Arc::from(&[n][..])),
+        }
+    }
+
+    /// A burst of pushes to one worker wakes it once: only the push that finds its mailbox
+    /// empty posts; the worker takes everything at once.
+    #[test]
+    fn a_burst_of_mail_wakes_a_worker_once() {
+        let mut port = Port::new().unwrap();
+        let shared = Shared {
+            active: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            counters: vec![Arc::default()],
+            inboxes: vec![Mutex::default()],
+            posters: OnceLock::new(),
+            codec: Arc::new(Raw),
+        };
+        assert_eq!(
+            shared.post_mail(0, &mut vec![mail(0)]),
+            1,
+            "no worker yet: dropped"
+        );
+        let _ = shared.posters.set(vec![port.poster()]);
+        for n in 1..=100 {
+            assert_eq!(shared.post_mail(0, &mut vec![mail(n)]), 0);
+        }
+        let mut batch = Completions::with_capacity(64);
+        let mut wakes = 0;
+        while port
+            .wait(&mut batch, Some(Duration::from_millis(50)))
+            .unwrap()
+            > 0
+        {
+            wakes += batch.drain().filter(|c| c.token == MAILBOX).count();
+        }
+        assert_eq!(wakes, 1);
+        let inbox = shared.take_mail(0);
+        assert_eq!(inbox.mail.len(), 100);
+        // Taken: the next push wakes it again.
+        shared.post_mail(0, &mut vec![mail(0)]);
+        port.wait(&mut batch, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(batch.drain().filter(|c| c.token == MAILBOX).count(), 1);
     }
 }

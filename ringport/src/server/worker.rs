@@ -424,7 +424,7 @@ where
         let me = usize::from(self.index);
         for (w, out) in self.outgoing.iter_mut().enumerate() {
             if w != me && !out.is_empty() {
-                let dropped = self.shared.post_mail(w, out.drain(..));
+                let dropped = self.shared.post_mail(w, out);
                 WorkerCounters::add(&self.env.counters.pushes_dropped, dropped as u64);
             }
         }
