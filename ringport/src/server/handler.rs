@@ -1,13 +1,15 @@
 //! [`Handler`]: what the application does with its connections, and [`Ctx`], what it can do to one.
 
+use std::any::Any;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::codec::FrameError;
-use super::conn::Io;
-use super::worker::Env;
+use super::conn::{Core, Env};
+use super::push::{Dest, Mail, What};
 
 /// The application's side of one connection: per-connection state plus callbacks.
 ///
@@ -30,9 +32,23 @@ pub trait Handler: 'static {
         let _ = cx;
     }
 
-    /// A timer set with [`Ctx::set_timer`] fired.
+    /// A timer set with [`Ctx::set_timer`] fired (and was not cancelled).
     fn on_timer(&mut self, cx: &mut Ctx<'_>, timer: u64) {
         let _ = (cx, timer);
+    }
+
+    /// An application message for this connection arrived ([`Ctx::message_to`],
+    /// [`Ctx::message_group`], [`ServerHandle::message`](super::ServerHandle::message), …), on
+    /// this connection's worker. Downcast it to the type that was sent.
+    fn on_message(&mut self, cx: &mut Ctx<'_>, msg: &(dyn Any + Send + Sync)) {
+        let _ = (cx, msg);
+    }
+
+    /// The server is shutting down: the connection is still open and can send a goodbye,
+    /// which flushes (within the grace period) before it is closed with
+    /// [`CloseReason::Shutdown`].
+    fn on_shutdown(&mut self, cx: &mut Ctx<'_>) {
+        let _ = cx;
     }
 
     /// The connection is closed, for `reason`; the handler is dropped right after.
@@ -168,24 +184,37 @@ impl Ending {
     }
 }
 
-/// What a handler can do to its connection during a callback.
+/// What a handler can do to its connection, and to others, during a callback.
+///
+/// Sends to this connection go straight into its write queue; sends to other connections
+/// (`send_to`, `broadcast`, groups, messages) are routed by the worker right after the
+/// callback: directly to a connection on the same worker, through the other worker's mailbox
+/// (one wake-up per worker per batch) otherwise. From one sender to one receiver, everything
+/// arrives in the order it was sent.
 pub struct Ctx<'a> {
-    pub(crate) id: ConnId,
-    pub(crate) stream: &'a TcpStream,
-    pub(crate) io: &'a mut Option<Box<Io>>,
-    pub(crate) ending: &'a mut Option<Ending>,
+    pub(crate) core: &'a mut Core,
     pub(crate) env: &'a mut Env,
 }
 
+impl fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("id", &self.core.id)
+            .field("peer", &self.core.peer)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Ctx<'_> {
-    /// This connection's id.
+    /// This connection's id: an address for pushes from anywhere
+    /// ([`ServerHandle::send`](super::ServerHandle::send), [`Ctx::send_to`]).
     pub fn id(&self) -> ConnId {
-        self.id
+        self.core.id
     }
 
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.stream.peer_addr()
+        Ok(self.core.peer)
     }
 
     /// Frames `payload` with the server's codec and queues it for sending.
@@ -195,48 +224,123 @@ impl Ctx<'_> {
     /// drain (backpressure); above the hard limit the connection is closed
     /// ([`CloseReason::Limit`]).
     pub fn send(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        if self.ending.is_some() {
+        if !self.core.phase.is_live() {
             return Err(SendError::Closed);
         }
-        let io = self.io.get_or_insert_with(|| self.env.take_io());
         let env = &mut *self.env;
+        let io = self.core.io.get_or_insert_with(|| env.take_io());
         match io.queue(&*env.codec, payload, &env.limits, &mut env.budget) {
-            Ok(added) => {
-                self.env.wrote(self.id.key, io, added);
+            Ok(_) => {
+                super::metrics::WorkerCounters::add(&env.counters.frames_out, 1);
                 Ok(())
             }
             Err(SendError::Limit) => {
-                *self.ending = Some(Ending::Abort(CloseReason::Limit));
+                self.core.abort(CloseReason::Limit);
                 Err(SendError::Limit)
             }
             Err(e) => Err(e),
         }
     }
 
+    /// Sends `payload` to connection `to` (this one, another on this worker, or one on another
+    /// worker). Fails only if the codec cannot frame it; a connection that has gone is not an
+    /// error here: the push is counted (`pushes_dropped`) and never reaches whoever has its
+    /// slot now.
+    pub fn send_to(&mut self, to: ConnId, payload: &[u8]) -> Result<(), SendError> {
+        if to == self.core.id {
+            return self.send(payload);
+        }
+        let bytes = frame_once(&*self.env.codec, payload)?;
+        self.post(Dest::Conn(to), What::Bytes(bytes));
+        Ok(())
+    }
+
+    /// Sends `payload` to every connection of the server except this one, framed once.
+    pub fn broadcast(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        let bytes = frame_once(&*self.env.codec, payload)?;
+        self.post(Dest::All, What::Bytes(bytes));
+        Ok(())
+    }
+
+    /// Sends `payload` to every member of `group` except this connection, framed once.
+    pub fn send_group(&mut self, group: &str, payload: &[u8]) -> Result<(), SendError> {
+        let bytes = frame_once(&*self.env.codec, payload)?;
+        self.post(Dest::Group(group.into()), What::Bytes(bytes));
+        Ok(())
+    }
+
+    /// Sends an application message to connection `to`: its handler's
+    /// [`on_message`](Handler::on_message) gets it, on its own worker.
+    pub fn message_to(&mut self, to: ConnId, msg: impl Any + Send + Sync) {
+        self.post(Dest::Conn(to), What::Message(Arc::new(msg)));
+    }
+
+    /// Sends an application message to every member of `group` except this connection.
+    pub fn message_group(&mut self, group: &str, msg: impl Any + Send + Sync) {
+        self.post(Dest::Group(group.into()), What::Message(Arc::new(msg)));
+    }
+
+    /// Makes this connection a member of `group` (a room, channel or topic) until it leaves or
+    /// closes. Joining twice is joining once.
+    pub fn join(&mut self, group: &str) {
+        self.env.groups.join(group, self.core.id.key);
+    }
+
+    /// Takes this connection out of `group`.
+    pub fn leave(&mut self, group: &str) {
+        self.env.groups.leave(group, self.core.id.key);
+    }
+
+    fn post(&mut self, dest: Dest, what: What) {
+        let except = match dest {
+            Dest::Conn(_) => None,
+            _ => Some(self.core.id),
+        };
+        self.env.outbox.push(Mail { dest, except, what });
+    }
+
     /// Bytes queued and in flight on this connection.
     pub fn queued_bytes(&self) -> usize {
-        self.io.as_ref().map_or(0, |io| io.queued_bytes())
+        self.core.queued_bytes()
     }
 
     /// Closes the connection once every queued write has been sent.
     pub fn close(&mut self) {
-        self.ending
-            .get_or_insert(Ending::Graceful(CloseReason::Local));
+        self.core.end(Ending::Graceful(CloseReason::Local));
     }
 
     /// Closes the connection now with a reset; queued writes are dropped.
     pub fn abort(&mut self) {
-        *self.ending = Some(Ending::Abort(CloseReason::Local));
+        self.core.abort(CloseReason::Local);
     }
 
     /// Calls [`Handler::on_timer`] with `timer` after `delay` (unless the connection closes
-    /// first). Timers are one-shot; set another from `on_timer` to repeat.
+    /// first or the timer is cancelled). Timers are one-shot; set another from `on_timer` to
+    /// repeat.
     pub fn set_timer(&mut self, delay: Duration, timer: u64) {
-        self.env.timers.user(self.id, delay, timer);
+        self.env.timers.user(self.core.id, delay, timer);
+    }
+
+    /// Cancels every pending timer of this connection with the id `timer` (set before now).
+    pub fn cancel_timer(&mut self, timer: u64) {
+        let before = self.env.timers.next_seq();
+        let cancelled = &mut self.core.cancelled;
+        cancelled.retain(|&(t, _)| t != timer);
+        cancelled.push((timer, before));
     }
 
     /// The index of the worker thread serving this connection.
     pub fn worker(&self) -> usize {
-        usize::from(self.id.worker)
+        usize::from(self.core.id.worker)
     }
+}
+
+/// `payload` framed by `codec`, once, for any number of receivers.
+pub(crate) fn frame_once(
+    codec: &dyn super::codec::Codec,
+    payload: &[u8],
+) -> Result<Arc<[u8]>, SendError> {
+    let mut out = crate::buf::Buf::with_capacity(payload.len() + 8);
+    codec.encode(payload, &mut out).map_err(SendError::Frame)?;
+    Ok(Arc::from(&out[..]))
 }

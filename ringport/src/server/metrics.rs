@@ -19,6 +19,7 @@ pub(crate) struct WorkerCounters {
     pub frames_in: AtomicU64,
     pub frames_out: AtomicU64,
     pub paused: AtomicU64,
+    pub pushes_dropped: AtomicU64,
     pub pool_in_use: AtomicU64,
     pub pool_capacity: AtomicU64,
     pub buffered_bytes: AtomicU64,
@@ -45,6 +46,7 @@ impl WorkerCounters {
             frames_in: self.frames_in.load(Relaxed),
             frames_out: self.frames_out.load(Relaxed),
             backpressure_pauses: self.paused.load(Relaxed),
+            pushes_dropped: self.pushes_dropped.load(Relaxed),
             pool_in_use: self.pool_in_use.load(Relaxed),
             pool_capacity: self.pool_capacity.load(Relaxed),
             buffered_bytes: self.buffered_bytes.load(Relaxed),
@@ -76,6 +78,9 @@ pub struct WorkerMetrics {
     pub frames_out: u64,
     /// Times a connection stopped reading because its queued writes passed the high-water mark.
     pub backpressure_pauses: u64,
+    /// Pushes and messages that found their connection gone or closing (never delivered to a
+    /// newer connection in its slot).
+    pub pushes_dropped: u64,
     /// Receive-pool buffers in use now.
     pub pool_in_use: u64,
     /// Receive-pool buffers in all.
@@ -108,6 +113,7 @@ impl WorkerMetrics {
         self.frames_in += o.frames_in;
         self.frames_out += o.frames_out;
         self.backpressure_pauses += o.backpressure_pauses;
+        self.pushes_dropped += o.pushes_dropped;
         self.pool_in_use += o.pool_in_use;
         self.pool_capacity += o.pool_capacity;
         self.buffered_bytes += o.buffered_bytes;
@@ -214,6 +220,12 @@ impl Metrics {
             "Reads paused by queued writes.",
             &|w| w.backpressure_pauses,
         );
+        counter(
+            &mut out,
+            "ringport_pushes_dropped_total",
+            "Pushes that found their connection gone.",
+            &|w| w.pushes_dropped,
+        );
         gauge(
             &mut out,
             "ringport_pool_buffers_in_use",
@@ -252,24 +264,37 @@ fn family(
 }
 
 impl fmt::Display for Metrics {
-    /// The one-line summary the CLI prints.
+    /// The one-line summary the CLI prints; the closes are broken down by reason (those that
+    /// happened), e.g. `3 closed (peer_closed 2, idle_timeout 1)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = self.total();
         write!(
             f,
-            "conns {} active, {} accepted, {} rejected, {} reset before accept, {} closed; \
-             frames {} in / {} out; bytes {} in / {} out; pool {}/{}",
+            "conns {} active, {} accepted, {} rejected, {} reset before accept, {} closed",
             t.active,
             t.accepted,
             t.rejected,
             t.accept_aborted,
             t.closed_total(),
-            t.frames_in,
-            t.frames_out,
-            t.bytes_in,
-            t.bytes_out,
-            t.pool_in_use,
-            t.pool_capacity
+        )?;
+        let mut sep = " (";
+        for reason in CloseReason::ALL {
+            let n = t.closed_by(reason);
+            if n > 0 {
+                write!(f, "{sep}{reason} {n}")?;
+                sep = ", ";
+            }
+        }
+        if sep == ", " {
+            f.write_str(")")?;
+        }
+        if t.pushes_dropped > 0 {
+            write!(f, "; {} pushes dropped", t.pushes_dropped)?;
+        }
+        write!(
+            f,
+            "; frames {} in / {} out; bytes {} in / {} out; pool {}/{}",
+            t.frames_in, t.frames_out, t.bytes_in, t.bytes_out, t.pool_in_use, t.pool_capacity
         )
     }
 }
@@ -299,5 +324,11 @@ mod tests {
             text.lines()
                 .all(|l| l.starts_with('#') || l.split(' ').count() == 2)
         );
+        let line = m.to_string();
+        assert!(
+            line.contains("0 reset before accept, 2 closed (idle_timeout 2); frames"),
+            "{line}"
+        );
+        assert!(Metrics::default().to_string().contains(" 0 closed; frames"));
     }
 }

@@ -37,11 +37,13 @@
 //! # }
 //! ```
 
+mod accept;
 mod codec;
 mod conn;
 mod handler;
 mod limits;
 mod metrics;
+mod push;
 mod reassembly;
 mod timers;
 mod warn_limit;
@@ -64,9 +66,12 @@ pub use limits::Limits;
 pub use metrics::{Metrics, WorkerMetrics};
 pub use reassembly::Reassembly;
 
+use self::accept::Source;
+use self::handler::frame_once;
 use self::limits::Budget;
 use self::metrics::WorkerCounters;
-use self::worker::{MAILBOX, STOP, Source, Worker};
+use self::push::{Dest, Inbox, Mail, What};
+use self::worker::{MAILBOX, STOP, Worker};
 use crate::port::{Backend, BackendChoice, Port, Poster};
 
 /// How connections reach the workers.
@@ -265,8 +270,9 @@ impl ServerBuilder {
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             counters: (0..workers).map(|_| Arc::default()).collect(),
-            mailboxes: (0..workers).map(|_| Mutex::default()).collect(),
+            inboxes: (0..workers).map(|_| Mutex::default()).collect(),
             posters: OnceLock::new(),
+            codec: self.codec.clone(),
         });
         let factory = Arc::new(factory);
         let mut sources: Vec<Source> = listeners
@@ -461,8 +467,11 @@ pub(crate) struct Shared {
     active: AtomicUsize,
     stopping: AtomicBool,
     pub(crate) counters: Vec<Arc<WorkerCounters>>,
-    pub(crate) mailboxes: Vec<Mutex<Vec<(TcpStream, SocketAddr)>>>,
+    /// Each worker's mailbox: handed-over connections and pushes.
+    pub(crate) inboxes: Vec<Mutex<Inbox>>,
     posters: OnceLock<Vec<Poster>>,
+    /// The server's codec, to frame pushes from outside the workers.
+    codec: Arc<dyn Codec>,
 }
 
 impl Shared {
@@ -480,6 +489,26 @@ impl Shared {
         self.active.fetch_sub(1, Ordering::AcqRel);
     }
 
+    fn inbox(&self, target: usize) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inboxes[target]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fills worker `target`'s inbox with `fill`, and wakes the worker if the inbox was
+    /// empty (if not, a wake-up is on its way already: the worker takes everything at once).
+    /// False if the worker is gone.
+    fn to_inbox(&self, target: usize, fill: impl FnOnce(&mut Inbox)) -> bool {
+        let Some(poster) = self.posters.get().and_then(|p| p.get(target)) else {
+            return false;
+        };
+        let mut inbox = self.inbox(target);
+        let was_empty = inbox.is_empty();
+        fill(&mut inbox);
+        drop(inbox);
+        !was_empty || poster.post(MAILBOX, 0).is_ok()
+    }
+
     /// Hands a connection to worker `target`; gives it back if that worker is gone.
     pub(crate) fn deliver(
         &self,
@@ -487,31 +516,58 @@ impl Shared {
         stream: TcpStream,
         peer: SocketAddr,
     ) -> Result<(), TcpStream> {
-        let Some(poster) = self.posters.get().and_then(|p| p.get(target)) else {
+        if self.posters.get().and_then(|p| p.get(target)).is_none() {
             return Err(stream);
-        };
-        let mut mailbox = self.mailboxes[target]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        mailbox.push((stream, peer));
-        drop(mailbox);
-        if poster.post(MAILBOX, 0).is_err() {
-            let mut mailbox = self.mailboxes[target]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some((stream, _)) = mailbox.pop() {
-                return Err(stream);
-            }
         }
-        Ok(())
+        if self.to_inbox(target, |inbox| inbox.conns.push((stream, peer))) {
+            return Ok(());
+        }
+        match self.inbox(target).conns.pop() {
+            Some((stream, _)) => Err(stream),
+            None => Ok(()), // taken after all
+        }
     }
 
-    /// Takes every connection waiting in worker `index`'s mailbox.
-    pub(crate) fn take_mail(&self, index: usize) -> Vec<(TcpStream, SocketAddr)> {
-        let mut mailbox = self.mailboxes[index]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        mem_take(&mut mailbox)
+    /// Moves `mail` into worker `target`'s inbox (one wake-up for all of it). Returns how many
+    /// were dropped because the worker is gone.
+    pub(crate) fn post_mail(&self, target: usize, mail: &mut Vec<Mail>) -> usize {
+        let count = mail.len();
+        if self.to_inbox(target, |inbox| inbox.mail.append(mail)) {
+            0
+        } else {
+            mail.clear();
+            count
+        }
+    }
+
+    /// Takes everything waiting in worker `index`'s mailbox.
+    pub(crate) fn take_mail(&self, index: usize) -> Inbox {
+        std::mem::take(&mut *self.inbox(index))
+    }
+
+    /// Mail from outside the workers: to the connection's worker, or to every worker.
+    fn send_mail(&self, dest: Dest, what: What) -> Result<(), SendError> {
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(SendError::Closed);
+        }
+        let mail = Mail {
+            dest,
+            except: None,
+            what,
+        };
+        let dropped = match &mail.dest {
+            Dest::Conn(id) if usize::from(id.worker) < self.inboxes.len() => {
+                self.post_mail(usize::from(id.worker), &mut vec![mail])
+            }
+            Dest::Conn(_) => 1,
+            Dest::All | Dest::Group(_) => (0..self.inboxes.len())
+                .map(|w| self.post_mail(w, &mut vec![mail.clone()]))
+                .sum(),
+        };
+        if dropped > 0 {
+            return Err(SendError::Closed);
+        }
+        Ok(())
     }
 
     fn stop(&self) {
@@ -522,10 +578,6 @@ impl Shared {
             let _ = poster.post(STOP, 0);
         }
     }
-}
-
-fn mem_take<T>(v: &mut Vec<T>) -> Vec<T> {
-    std::mem::take(v)
 }
 
 /// A running server. Dropping it shuts it down and waits for its workers.
@@ -649,6 +701,58 @@ impl ServerHandle {
         Metrics::read(&self.shared.counters)
     }
 
+    /// Sends `payload`, framed with the server's codec, to connection `to`, from any thread.
+    ///
+    /// It joins the connection's write queue behind what is queued already, with the same
+    /// limits as [`Ctx::send`] (backpressure, the queued-write limit). From one thread to one
+    /// connection, pushes arrive in the order sent. A connection that has gone by the time the
+    /// push reaches its worker does not get it, and neither does a newer connection in its
+    /// slot: the push is counted in [`WorkerMetrics::pushes_dropped`]. Fails if the codec
+    /// cannot frame the payload, or the server is stopping ([`SendError::Closed`]).
+    pub fn send(&self, to: ConnId, payload: &[u8]) -> Result<(), SendError> {
+        let bytes = frame_once(&*self.shared.codec, payload)?;
+        self.shared.send_mail(Dest::Conn(to), What::Bytes(bytes))
+    }
+
+    /// Sends `payload` to every connection, framed once. Each worker is woken once.
+    pub fn broadcast(&self, payload: &[u8]) -> Result<(), SendError> {
+        let bytes = frame_once(&*self.shared.codec, payload)?;
+        self.shared.send_mail(Dest::All, What::Bytes(bytes))
+    }
+
+    /// Sends `payload` to every member of `group` ([`Ctx::join`]), framed once.
+    pub fn send_group(&self, group: &str, payload: &[u8]) -> Result<(), SendError> {
+        let bytes = frame_once(&*self.shared.codec, payload)?;
+        self.shared
+            .send_mail(Dest::Group(group.into()), What::Bytes(bytes))
+    }
+
+    /// Hands `msg` to connection `to`'s [`Handler::on_message`], on its worker.
+    pub fn message(
+        &self,
+        to: ConnId,
+        msg: impl std::any::Any + Send + Sync,
+    ) -> Result<(), SendError> {
+        self.shared
+            .send_mail(Dest::Conn(to), What::Message(Arc::new(msg)))
+    }
+
+    /// Hands `msg` to the [`Handler::on_message`] of every member of `group`.
+    pub fn message_group(
+        &self,
+        group: &str,
+        msg: impl std::any::Any + Send + Sync,
+    ) -> Result<(), SendError> {
+        self.shared
+            .send_mail(Dest::Group(group.into()), What::Message(Arc::new(msg)))
+    }
+
+    /// Closes connection `to` gracefully (its queued writes flush first), from any thread. A
+    /// connection that has gone already is left alone (and counted as a dropped push).
+    pub fn close(&self, to: ConnId) -> Result<(), SendError> {
+        self.shared.send_mail(Dest::Conn(to), What::Close)
+    }
+
     /// Shuts the server down on SIGINT (Ctrl-C) or SIGTERM; on Windows on Ctrl-C or Ctrl-Break.
     /// (A Windows console's close, logoff or shutdown event reaches the handler too, but
     /// Windows ends the process soon after, so the graceful shutdown may not finish.)
@@ -663,5 +767,60 @@ impl ServerHandle {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::Completions;
+    use std::time::Duration;
+
+    fn mail(n: u8) -> Mail {
+        Mail {
+            dest: Dest::All,
+            except: None,
+            what: What::Bytes(Arc::from(&[n][..])),
+        }
+    }
+
+    /// A burst of pushes to one worker wakes it once: only the push that finds its mailbox
+    /// empty posts; the worker takes everything at once.
+    #[test]
+    fn a_burst_of_mail_wakes_a_worker_once() {
+        let mut port = Port::new().unwrap();
+        let shared = Shared {
+            active: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            counters: vec![Arc::default()],
+            inboxes: vec![Mutex::default()],
+            posters: OnceLock::new(),
+            codec: Arc::new(Raw),
+        };
+        assert_eq!(
+            shared.post_mail(0, &mut vec![mail(0)]),
+            1,
+            "no worker yet: dropped"
+        );
+        let _ = shared.posters.set(vec![port.poster()]);
+        for n in 1..=100 {
+            assert_eq!(shared.post_mail(0, &mut vec![mail(n)]), 0);
+        }
+        let mut batch = Completions::with_capacity(64);
+        let mut wakes = 0;
+        while port
+            .wait(&mut batch, Some(Duration::from_millis(50)))
+            .unwrap()
+            > 0
+        {
+            wakes += batch.drain().filter(|c| c.token == MAILBOX).count();
+        }
+        assert_eq!(wakes, 1);
+        let inbox = shared.take_mail(0);
+        assert_eq!(inbox.mail.len(), 100);
+        // Taken: the next push wakes it again.
+        shared.post_mail(0, &mut vec![mail(0)]);
+        port.wait(&mut batch, Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(batch.drain().filter(|c| c.token == MAILBOX).count(), 1);
     }
 }

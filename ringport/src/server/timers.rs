@@ -15,6 +15,8 @@ pub(crate) struct Due {
     pub key: u32,
     pub generation: u32,
     pub timer: u64,
+    /// Order of setting: a cancel covers the timers set before it.
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +32,8 @@ pub(crate) struct Timers {
     /// Tick length (idle checks), if idle timeouts are on.
     tick: Option<Duration>,
     next_tick: Instant,
+    /// Sequence number of the next timer set.
+    seq: u64,
     /// Ticks so far.
     pub ticks: u32,
 }
@@ -41,6 +45,7 @@ impl Timers {
             heap: BinaryHeap::new(),
             tick,
             next_tick: now + tick.unwrap_or(Duration::from_secs(3600)),
+            seq: 0,
             ticks: 0,
         }
     }
@@ -56,8 +61,15 @@ impl Timers {
                 key: id.key,
                 generation: id.generation,
                 timer,
+                seq: self.seq,
             },
         }));
+        self.seq += 1;
+    }
+
+    /// The sequence number the next timer set will get: every timer set so far has a lower one.
+    pub fn next_seq(&self) -> u64 {
+        self.seq
     }
 
     /// The earliest deadline: a handler timer or the next tick (if ticks are on).

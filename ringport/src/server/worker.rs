@@ -1,36 +1,32 @@
 //! [`Worker`]: one thread, one [`Port`], many connections — the tutorials' worker thread.
 //!
-//! The loop is: wait for a batch of completions, dispatch each to its connection (or to the
-//! accept, timer, mailbox or stop handling), then, once per batch, flush every connection that
-//! queued output (so writes from many frames coalesce into one send) and re-arm the timer.
-//!
-//! A connection moves through: reading (a multishot receive armed) → optionally paused
-//! (backpressure, pool dry) → ending (a reason decided; reading stops, queued writes flush
-//! unless aborting) → closing (`op::Close` submitted, `on_close` called) → removed (once its
-//! receive and send have delivered their final completions).
+//! The worker is the event loop: it waits for a batch of completions, turns each into an event
+//! for its connection's state machine ([`Conn`], which does no I/O) and applies the
+//! [`Actions`] that come back to its port. Once per batch it routes the pushes handlers made,
+//! wakes each other worker it has mail for (once), flushes every connection that queued output
+//! (so writes from many frames coalesce into one send) and re-arms its one timer.
 
 use std::io;
 use std::mem;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use super::codec::{Codec, FrameError};
-use super::conn::{Conn, Io, KEEP_CAPACITY};
-use super::handler::{CloseReason, ConnId, Ctx, Ending, Handler};
+use super::accept::{Accepted, Acceptor, Source};
+use super::codec::Codec;
+use super::conn::{Actions, Conn, Env};
+use super::handler::{ConnId, Handler};
 use super::limits::{Budget, Held, Limits};
 use super::metrics::WorkerCounters;
-use super::reassembly::Reassembly;
+use super::push::{Dest, Mail, What};
 use super::timers::{Due, Timers, tick_for, ticks_in};
-use super::warn_limit::{WarnLimit, warn_limited};
 use super::{ConnInfo, Shared};
-use crate::buf::Buf;
 use crate::op;
-use crate::port::{Completion, Completions, OpId, Outcome, Port, is_accept_aborted};
+use crate::port::{Completion, Completions, OpId, Outcome, Port};
 
-const ACCEPT: u64 = u64::MAX;
+pub(crate) const ACCEPT: u64 = u64::MAX;
 const TIMER: u64 = u64::MAX - 1;
 pub(crate) const MAILBOX: u64 = u64::MAX - 2;
 pub(crate) const STOP: u64 = u64::MAX - 3;
@@ -38,108 +34,40 @@ const CLOSED: u64 = u64::MAX - 4;
 
 /// Pool buffers one armed receive may fill before it must be re-armed (its byte cap).
 const READ_AHEAD_BUFS: usize = 4;
-/// Io boxes kept for reuse per worker.
-const RECYCLE_MAX: usize = 1024;
-/// How long accepting pauses after an accept error such as `EMFILE`, so it does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 fn conn_token(key: u32, generation: u32) -> u64 {
     u64::from(generation) << 32 | u64::from(key)
 }
 
-/// What a handler's [`Ctx`] reaches of its worker.
-pub(crate) struct Env {
-    pub codec: Arc<dyn Codec>,
-    pub limits: Limits,
-    pub budget: Held,
-    pub timers: Timers,
-    pub counters: Arc<WorkerCounters>,
-    /// Connections with output queued since the last flush.
-    pub dirty: Vec<u32>,
-    /// Boxed on purpose: connections hold `Option<Box<Io>>` (8 bytes while idle), and moving a
-    /// box between a connection and this list allocates nothing.
-    #[allow(clippy::vec_box)]
-    recycle: Vec<Box<Io>>,
-}
-
-impl Env {
-    /// An empty `Io`, reused if one is at hand.
-    pub fn take_io(&mut self) -> Box<Io> {
-        self.recycle.pop().unwrap_or_default()
-    }
-
-    fn give_io(&mut self, mut io: Box<Io>) {
-        if io.reset() && self.recycle.len() < RECYCLE_MAX {
-            self.recycle.push(io);
-        }
-    }
-
-    /// A frame was queued on connection `key`: count it and put the connection on the flush list.
-    pub fn wrote(&mut self, key: u32, io: &mut Io, _bytes: usize) {
-        WorkerCounters::add(&self.counters.frames_out, 1);
-        if !io.dirty {
-            io.dirty = true;
-            self.dirty.push(key);
-        }
-    }
-}
-
-/// Runs `f` on `conn`'s handler with a [`Ctx`] for it (unless its socket is already closed).
-fn call_handler<H>(
-    worker: u16,
-    key: u32,
-    conn: &mut Conn<H>,
-    env: &mut Env,
-    f: impl FnOnce(&mut H, &mut Ctx<'_>),
-) {
-    let Some(stream) = conn.stream.as_ref() else {
-        return;
-    };
-    let mut cx = Ctx {
-        id: ConnId {
-            worker,
-            key,
-            generation: conn.generation,
-        },
-        stream,
-        io: &mut conn.io,
-        ending: &mut conn.ending,
-        env,
-    };
-    f(&mut conn.handler, &mut cx);
-}
-
-/// Where a worker gets its connections from.
-pub(crate) enum Source {
-    /// Its own listener (`SO_REUSEPORT`: the kernel spreads connections over the workers).
-    Listener(TcpListener),
-    /// The acceptor's listener, handing connections to every worker in turn.
-    Acceptor(TcpListener),
-    /// Connections handed over by the acceptor through this worker's mailbox.
-    Mailbox,
+/// A connection's slot: what the port knows of it (socket, receive op) next to its state.
+struct Slot<H> {
+    /// The socket; `None` once its close is submitted.
+    stream: Option<TcpStream>,
+    /// The multishot receive in flight.
+    recv: Option<OpId>,
+    conn: Conn<H>,
 }
 
 /// A worker thread's state.
 pub(crate) struct Worker<H, F> {
     index: u16,
     port: Port,
-    conns: Slab<Conn<H>>,
+    conns: Slab<Slot<H>>,
     next_generation: u32,
     env: Env,
     factory: Arc<F>,
     shared: Arc<Shared>,
-    listener: Option<TcpListener>,
-    hand_out: bool,
-    next_target: usize,
-    accept: Option<OpId>,
-    accept_retry: Option<Instant>,
+    accept: Acceptor,
     timer: Option<(Instant, OpId)>,
     idle_ticks: Option<u32>,
     starved: Vec<u32>,
+    /// Connections with output queued since the last flush.
+    dirty: Vec<u32>,
+    /// Mail for the other workers, sent once per batch.
+    outgoing: Vec<Vec<Mail>>,
     stop_deadline: Option<Instant>,
     due: Vec<Due>,
-    /// Accept failures (out of descriptors in a connection storm) log a line per interval.
-    warn_accept: WarnLimit,
+    keys: Vec<u32>,
 }
 
 impl<H, F> Worker<H, F>
@@ -165,44 +93,36 @@ where
             .map(|(timeout, tick)| ticks_in(timeout, tick));
         let counters = shared.counters[usize::from(index)].clone();
         WorkerCounters::set(&counters.pool_capacity, port.pool().capacity() as u64);
-        let (listener, hand_out) = match source {
-            Source::Listener(l) => (Some(l), false),
-            Source::Acceptor(l) => (Some(l), true),
-            Source::Mailbox => (None, false),
-        };
+        let workers = shared.inboxes.len();
         Worker {
             index,
             port,
             conns: Slab::new(),
             next_generation: 0,
-            env: Env {
+            env: Env::new(
                 codec,
                 limits,
-                budget: Held::new(budget),
-                timers: Timers::new(tick),
+                Held::new(budget),
+                Timers::new(tick),
                 counters,
-                dirty: Vec::new(),
-                recycle: Vec::new(),
-            },
+            ),
             factory,
             shared,
-            listener,
-            hand_out,
-            next_target: 0,
-            accept: None,
-            accept_retry: None,
+            accept: Acceptor::new(index, workers, source),
             timer: None,
             idle_ticks,
             starved: Vec::new(),
+            dirty: Vec::new(),
+            outgoing: (0..workers).map(|_| Vec::new()).collect(),
             stop_deadline: None,
             due: Vec::new(),
-            warn_accept: WarnLimit::default(),
+            keys: Vec::new(),
         }
     }
 
     /// Serves until the server stops and every connection is gone.
     pub fn run(mut self) -> io::Result<()> {
-        self.arm_accept();
+        self.accept.arm(&mut self.port);
         let mut batch = Completions::with_capacity(512);
         loop {
             self.arm_timer()?;
@@ -211,7 +131,7 @@ where
                 self.dispatch(c);
             }
             self.after_batch();
-            if self.stop_deadline.is_some() && self.conns.is_empty() && self.accept.is_none() {
+            if self.stop_deadline.is_some() && self.conns.is_empty() && !self.accept.is_armed() {
                 break;
             }
         }
@@ -232,7 +152,23 @@ where
 
     fn dispatch(&mut self, c: Completion) {
         match c.token {
-            ACCEPT => self.on_accept(c),
+            ACCEPT => {
+                let stopping = self.stop_deadline.is_some();
+                let counters = self.env.counters.clone();
+                match self
+                    .accept
+                    .on_completion(&mut self.port, c, &counters, stopping)
+                {
+                    Some(Accepted::Here(stream, peer)) => self.open(stream, peer, false),
+                    Some(Accepted::To(target, stream, peer)) => {
+                        if let Err(stream) = self.shared.deliver(target, stream, peer) {
+                            // The target is gone (stopping): serve it here, or refuse it.
+                            self.open(stream, peer, false);
+                        }
+                    }
+                    None => {}
+                }
+            }
             TIMER => self.on_timer(c),
             MAILBOX => self.on_mailbox(),
             STOP => self.on_stop(),
@@ -240,99 +176,133 @@ where
             token => {
                 let key = token as u32;
                 let generation = (token >> 32) as u32;
-                let live = self
+                let Some(slot) = self
                     .conns
-                    .get(key as usize)
-                    .is_some_and(|conn| conn.generation == generation);
-                if !live {
+                    .get_mut(key as usize)
+                    .filter(|slot| slot.conn.core.id.generation == generation)
+                else {
                     return;
-                }
-                match c.outcome {
-                    Outcome::RecvMulti { result, buf } => self.on_recv(key, c.more, result, buf),
-                    Outcome::Send { result, buf } => self.on_sent(key, result, buf),
-                    _ => {}
-                }
-                self.progress(key);
+                };
+                let env = &mut self.env;
+                let actions = match c.outcome {
+                    Outcome::RecvMulti { result, buf } => {
+                        if !c.more {
+                            slot.recv = None;
+                        }
+                        slot.conn.received(env, c.more, result, buf.as_deref())
+                    }
+                    Outcome::Send { result, buf } => slot.conn.sent(env, result, buf),
+                    _ => return,
+                };
+                self.apply(key, actions);
             }
         }
+        self.route_outbox();
     }
 
-    // ---- accepting ----------------------------------------------------------------------
+    // ---- applying a connection's actions -------------------------------------------------
 
-    fn arm_accept(&mut self) {
-        if self.accept.is_some() || self.stop_deadline.is_some() {
-            return;
-        }
-        let Some(listener) = &self.listener else {
-            return;
-        };
-        match self.port.submit(op::AcceptMulti::new(listener), ACCEPT) {
-            Ok(id) => {
-                self.accept = Some(id);
-                self.accept_retry = None;
+    /// Does to the port what connection `key`'s state machine asked for.
+    fn apply(&mut self, key: u32, mut a: Actions) {
+        loop {
+            let Some(slot) = self.conns.get_mut(key as usize) else {
+                return;
+            };
+            if a.cancel_recv
+                && let Some(recv) = slot.recv
+                && self.port.cancel(recv).is_ok()
+                && a.submit_now
+            {
+                let _ = self.port.flush();
             }
-            Err(e) => {
-                warn_limited!(self.warn_accept, worker = self.index, "cannot accept: {e}");
-                self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
+            if a.starved {
+                self.starved.push(key);
             }
-        }
-    }
-
-    fn on_accept(&mut self, c: Completion) {
-        if !c.more {
-            self.accept = None;
-        }
-        let cancelled = c.is_cancelled();
-        match c.outcome {
-            Outcome::Accept(Ok((stream, peer))) => self.hand_over(stream, peer),
-            Outcome::Accept(Err(_)) if cancelled => {}
-            Outcome::Accept(Err(e)) if is_accept_aborted(&e) => {
-                // Reset by its peer before we took it: counted, nothing to retry or report.
-                WorkerCounters::add(&self.env.counters.accept_aborted, 1);
+            if a.flush {
+                self.dirty.push(key);
             }
-            Outcome::Accept(Err(e)) => {
-                // Out of descriptors (EMFILE/ENFILE) or a transient error: try again a little
-                // later instead of spinning on a listener that cannot give us anything.
-                warn_limited!(
-                    self.warn_accept,
-                    worker = self.index,
-                    "accept failed: {e}; retrying shortly"
-                );
-                self.accept_retry = Some(Instant::now() + ACCEPT_BACKOFF);
+            if let Some(ending) = a.close
+                && let Some(stream) = slot.stream.take()
+            {
+                if matches!(ending, super::handler::Ending::Abort(_)) {
+                    // Tell the peer with a reset rather than an orderly close.
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                }
+                if let Err(e) = self.port.submit(op::Close::new(stream), CLOSED) {
+                    tracing::error!(worker = self.index, "cannot submit a close: {e}");
+                }
+            }
+            if let Some(reason) = a.remove {
+                self.conns.remove(key as usize);
+                self.env.groups.forget(key);
+                let counters = &self.env.counters;
+                WorkerCounters::add(&counters.closed[reason.index()], 1);
+                counters
+                    .active
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                self.shared.release();
                 return;
             }
-            _ => {}
-        }
-        if self.accept.is_none() && self.accept_retry.is_none() {
-            if self.stop_deadline.is_some() {
-                self.listener = None;
-            } else {
-                self.arm_accept();
+            if !a.arm_recv {
+                return;
             }
-        }
-    }
-
-    /// An accepted connection: serve it here, or (the acceptor) pass it to the next worker.
-    fn hand_over(&mut self, stream: TcpStream, peer: SocketAddr) {
-        if self.hand_out {
-            let workers = self.shared.mailboxes.len();
-            let target = self.next_target % workers;
-            self.next_target = self.next_target.wrapping_add(1);
-            if target != usize::from(self.index) {
-                match self.shared.deliver(target, stream, peer) {
-                    Ok(()) => return,
-                    // The target is gone (stopping): serve it here, or refuse it.
-                    Err(stream) => return self.open(stream, peer, false),
+            let stream = slot
+                .stream
+                .as_ref()
+                .expect("an open connection has its socket");
+            // Capped, so the kernel never reads more than a few buffers ahead of us: when the
+            // connection must stop reading (backpressure), it holds at most that much more.
+            let limit =
+                u32::try_from(self.port.pool().buf_size() * READ_AHEAD_BUFS).unwrap_or(u32::MAX);
+            let recv = op::RecvMulti::new(stream).limit(limit);
+            let token = conn_token(key, slot.conn.core.id.generation);
+            match self.port.submit(recv, token) {
+                Ok(id) => {
+                    slot.recv = Some(id);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(worker = self.index, "cannot submit a receive: {e}");
+                    a = slot.conn.arm_failed(&mut self.env);
                 }
             }
         }
-        self.open(stream, peer, false);
     }
 
+    /// Runs `event` on connection `key` (if it is `generation`'s) and applies its actions.
+    fn on_conn(
+        &mut self,
+        key: u32,
+        generation: Option<u32>,
+        event: impl FnOnce(&mut Conn<H>, &mut Env) -> Actions,
+    ) -> bool {
+        let Some(slot) = self.conns.get_mut(key as usize) else {
+            return false;
+        };
+        if generation.is_some_and(|g| g != slot.conn.core.id.generation) {
+            return false;
+        }
+        let actions = event(&mut slot.conn, &mut self.env);
+        self.apply(key, actions);
+        true
+    }
+
+    fn all_keys(&mut self) -> Vec<u32> {
+        let mut keys = mem::take(&mut self.keys);
+        keys.clear();
+        keys.extend(self.conns.iter().map(|(k, _)| k as u32));
+        keys
+    }
+
+    // ---- connections arriving ------------------------------------------------------------
+
     fn on_mailbox(&mut self) {
-        let arrivals = self.shared.take_mail(usize::from(self.index));
-        for (stream, peer) in arrivals {
+        let inbox = self.shared.take_mail(usize::from(self.index));
+        for (stream, peer) in inbox.conns {
             self.open(stream, peer, true);
+        }
+        for mail in inbox.mail {
+            self.deliver_here(mail);
         }
     }
 
@@ -372,339 +342,106 @@ where
             peer,
             worker: usize::from(self.index),
         });
-        self.conns.insert(Conn {
+        self.conns.insert(Slot {
             stream: Some(stream),
-            generation,
             recv: None,
-            peer_closed: false,
-            stopping_read: false,
-            paused: false,
-            starved: false,
-            read_done: false,
-            ending: None,
-            last_active: self.env.timers.ticks,
-            io: None,
-            handler,
+            conn: Conn::new(id, peer, self.env.timers.ticks, handler),
         });
-        self.with_handler(key, |h, cx| h.on_open(cx));
-        self.progress(key);
+        self.on_conn(key, None, |conn, env| conn.open(env));
     }
 
-    // ---- connection I/O -----------------------------------------------------------------
+    // ---- pushes --------------------------------------------------------------------------
 
-    /// Runs `f` on connection `key`'s handler with a [`Ctx`].
-    fn with_handler(&mut self, key: u32, f: impl FnOnce(&mut H, &mut Ctx<'_>)) {
-        if let Some(conn) = self.conns.get_mut(key as usize) {
-            call_handler(self.index, key, conn, &mut self.env, f);
-        }
-    }
-
-    fn on_recv(&mut self, key: u32, more: bool, result: io::Result<usize>, buf: Option<Buf>) {
-        let counters = self.env.counters.clone();
-        let conn = &mut self.conns[key as usize];
-        if !more {
-            conn.recv = None;
-        }
-        match (result, buf) {
-            (Ok(n), Some(buf)) if n > 0 => {
-                WorkerCounters::add(&counters.bytes_in, n as u64);
-                // Bytes alone are not progress (a slowloris trickles them); a whole frame is,
-                // and `deliver` marks it.
-                if conn.ending.is_none() {
-                    // While paused this only stashes the bytes (they arrived before the
-                    // receive could be stopped); they are decoded once the queue drains.
-                    self.deliver(key, &buf);
-                }
-            }
-            (Ok(_), _) => {
-                // The peer closed its side. The ending is decided in `progress` once what it
-                // sent before is decoded (a paused connection may still hold whole frames).
-                conn.read_done = true;
-                conn.peer_closed = true;
-            }
-            (Err(e), _) if crate::is_cancelled(&e) => {}
-            (Err(e), _) if crate::is_out_of_buffers(&e) => {
-                conn.starved = true;
-                self.starved.push(key);
-            }
-            (Err(e), _) => {
-                conn.read_done = true;
-                if conn.ending.is_none() {
-                    conn.ending = Some(Ending::Abort(CloseReason::of_error(&e)));
+    /// Routes what handlers addressed to other connections: here at once, to other workers
+    /// at the end of the batch.
+    fn route_outbox(&mut self) {
+        while !self.env.outbox.is_empty() {
+            for mail in mem::take(&mut self.env.outbox) {
+                match mail.dest {
+                    Dest::Conn(id) if id.worker != self.index => {
+                        match self.outgoing.get_mut(usize::from(id.worker)) {
+                            Some(out) => out.push(mail),
+                            None => WorkerCounters::add(&self.env.counters.pushes_dropped, 1),
+                        }
+                    }
+                    Dest::Conn(_) => self.deliver_here(mail),
+                    Dest::All | Dest::Group(_) => {
+                        let me = usize::from(self.index);
+                        for (w, out) in self.outgoing.iter_mut().enumerate() {
+                            if w != me {
+                                out.push(mail.clone());
+                            }
+                        }
+                        self.deliver_here(mail);
+                    }
                 }
             }
         }
     }
 
-    /// Splits the connection's pending input, then `data`, into frames for the handler, while
-    /// the connection is open and its queued writes are under the high-water mark. What is not
-    /// decoded (an unfinished frame, or everything once paused) stays in the input, in order.
-    fn deliver(&mut self, key: u32, data: &[u8]) {
-        let index = self.index;
-        let Worker { conns, env, .. } = self;
-        let conn = &mut conns[key as usize];
-        if conn.paused {
-            if !data.is_empty() {
-                let io = conn.io.get_or_insert_with(|| env.take_io());
-                io.input.extend_from_slice(data);
-                env.budget.force(data.len());
+    /// Delivers mail to the connections of this worker it is for.
+    fn deliver_here(&mut self, mail: Mail) {
+        let mut keys = mem::take(&mut self.keys);
+        keys.clear();
+        let generation = match &mail.dest {
+            Dest::Conn(id) => {
+                keys.push(id.key);
+                Some(id.generation)
             }
-            return;
-        }
-        let mut input = conn
-            .io
-            .as_mut()
-            .map(|io| mem::take(&mut io.input))
-            .unwrap_or_default();
-        let before = input.len();
-        let codec = env.codec.clone();
-        let max_frame = env.limits.max_frame;
-        let high_water = env.limits.write_high_water;
-        let mut frames = Reassembly::new(&mut input, data);
-        // New bytes joined to held ones are held too, from now on.
-        let held = frames.held();
-        env.budget.resize(before, held);
-        while conn.ending.is_none() {
-            if conn.queued_bytes() > high_water {
-                // Backpressure: stop here; the rest waits in the input until the queue
-                // drains, and the receive is stopped so no more arrives meanwhile.
-                conn.paused = true;
-                WorkerCounters::add(&env.counters.paused, 1);
-                break;
+            Dest::All => {
+                keys.extend(self.conns.iter().map(|(k, _)| k as u32));
+                None
             }
-            match frames.next_frame(&*codec, max_frame) {
-                Ok(Some(payload)) => {
-                    WorkerCounters::add(&env.counters.frames_in, 1);
-                    conn.last_active = env.timers.ticks;
-                    call_handler(index, key, conn, env, |h, cx| h.on_frame(cx, payload));
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let reason = match e {
-                        FrameError::TooLarge { .. } => CloseReason::FrameTooLarge,
-                        FrameError::Malformed(_) => CloseReason::BadFrame,
-                    };
-                    conn.ending = Some(Ending::Abort(reason));
-                }
+            Dest::Group(name) => {
+                self.env.groups.members(name, &mut keys);
+                None
             }
-        }
-        // Keep the unfinished rest (unless the connection is ending: then nothing more counts).
-        if conn.ending.is_some() {
-            frames.discard();
-        } else {
-            frames.finish();
-        }
-        env.budget.resize(held, input.len());
-        if !input.is_empty() {
-            conn.io.get_or_insert_with(|| env.take_io()).input = input;
-        } else if let Some(io) = conn.io.as_mut() {
-            io.input = input; // keep its capacity for the next unfinished frame
-        }
-    }
-
-    fn on_sent(&mut self, key: u32, result: io::Result<usize>, mut buf: Buf) {
-        let ticks = self.env.timers.ticks;
-        let conn = &mut self.conns[key as usize];
-        let io = conn
-            .io
-            .as_mut()
-            .expect("a connection with a send in flight has buffers");
-        let len = mem::take(&mut io.in_flight);
-        self.env.budget.release(len);
-        match result {
-            Ok(n) => {
-                WorkerCounters::add(&self.env.counters.bytes_out, n as u64);
-                conn.last_active = ticks;
-                if n < len && conn.ending.is_none() {
-                    // A send ends short only when the connection broke part-way.
-                    conn.ending = Some(Ending::Abort(CloseReason::Reset));
-                }
-            }
-            Err(e) if crate::is_cancelled(&e) => {}
-            Err(e) => {
-                if conn.ending.is_none() {
-                    conn.ending = Some(Ending::Abort(CloseReason::of_error(&e)));
-                }
-            }
-        }
-        buf.clear();
-        if buf.capacity() <= KEEP_CAPACITY && io.spare.capacity() == 0 {
-            io.spare = buf;
-        }
-        if io.queued.is_empty() && conn.ending.is_none() {
-            self.with_handler(key, |h, cx| h.on_drained(cx));
-        }
-    }
-
-    /// Starts the next send of connection `key` if output is queued and none is in flight.
-    fn flush(&mut self, key: u32) {
-        let Some(conn) = self.conns.get_mut(key as usize) else {
-            return;
         };
-        let Some(io) = conn.io.as_mut() else {
-            return;
-        };
-        io.dirty = false;
-        let Some(stream) = conn.stream.as_ref() else {
-            return;
-        };
-        if io.in_flight > 0 || io.queued.is_empty() {
-            return;
-        }
-        let next = mem::take(&mut io.spare);
-        let out = mem::replace(&mut io.queued, next);
-        io.in_flight = out.len();
-        let token = conn_token(key, conn.generation);
-        if let Err(e) = self.port.submit(op::Send::new(stream, out), token) {
-            tracing::error!(worker = self.index, "cannot submit a send: {e}");
-            io.in_flight = 0;
-            conn.ending = Some(Ending::Abort(CloseReason::Error));
-        }
-    }
-
-    /// Moves connection `key` along after anything happened to it.
-    fn progress(&mut self, key: u32) {
-        let limits = &self.env.limits;
-        let Some(conn) = self.conns.get_mut(key as usize) else {
-            return;
-        };
-        let token = conn_token(key, conn.generation);
-        let queued = conn.queued_bytes();
-
-        // Backpressure: stop reading above the high-water mark, read again once drained.
-        if conn.ending.is_none() && !conn.paused && queued > limits.write_high_water {
-            conn.paused = true;
-            WorkerCounters::add(&self.env.counters.paused, 1);
-        } else if conn.paused && queued <= limits.write_low_water() && !self.env.budget.exhausted()
-        {
-            conn.paused = false;
-            if conn.ending.is_none() && conn.io.as_ref().is_some_and(|io| !io.input.is_empty()) {
-                // Decode what arrived while paused before reading more.
-                self.deliver(key, &[]);
-                return self.progress(key);
+        for &key in &keys {
+            if mail
+                .except
+                .is_some_and(|e| e.worker == self.index && e.key == key)
+            {
+                continue;
+            }
+            let found = self.on_conn(key, generation, |conn, env| match &mail.what {
+                What::Bytes(bytes) => conn.push(env, bytes),
+                What::Message(msg) => conn.message(env, msg),
+                What::Close => conn.close(env),
+            });
+            if !found {
+                // Gone: counted, never delivered to the slot's next owner.
+                WorkerCounters::add(&self.env.counters.pushes_dropped, 1);
             }
         }
-        if conn.peer_closed && conn.ending.is_none() && !conn.paused {
-            // Every whole frame the peer sent before its FIN has been handled: their answers
-            // flush before the close. A frame it left unfinished is a truncated frame.
-            let truncated = conn.io.as_ref().is_some_and(|io| !io.input.is_empty());
-            conn.ending = Some(Ending::Graceful(if truncated {
-                CloseReason::BadFrame
-            } else {
-                CloseReason::PeerClosed
-            }));
-        }
-        if let Some(recv) = conn.recv
-            && (conn.paused || conn.ending.is_some())
-            && !conn.stopping_read
-        {
-            // Stop reading, at once: every receive the kernel completes from here on is data
-            // the connection has to hold. The final completion clears `recv`.
-            conn.stopping_read = true;
-            if self.port.cancel(recv).is_ok() && conn.paused {
-                let _ = self.port.flush();
-            }
-        }
-        if conn.wants_read() {
-            let stream = conn.stream.as_ref().expect("wants_read needs the socket");
-            // Capped, so the kernel never reads more than a few buffers ahead of us: when the
-            // connection must stop reading (backpressure), it holds at most that much more.
-            let limit =
-                u32::try_from(self.port.pool().buf_size() * READ_AHEAD_BUFS).unwrap_or(u32::MAX);
-            let recv = op::RecvMulti::new(stream).limit(limit);
-            match self.port.submit(recv, token) {
-                Ok(id) => {
-                    conn.recv = Some(id);
-                    conn.stopping_read = false;
-                }
-                Err(e) => {
-                    tracing::error!(worker = self.index, "cannot submit a receive: {e}");
-                    conn.read_done = true;
-                    conn.ending = Some(Ending::Abort(CloseReason::Error));
-                }
-            }
-        }
-        // Queued output waits for the end-of-batch flush.
-        if let Some(io) = conn.io.as_mut()
-            && !io.dirty
-            && io.in_flight == 0
-            && !io.queued.is_empty()
-            && conn.stream.is_some()
-            && !matches!(conn.ending, Some(Ending::Abort(_)))
-        {
-            io.dirty = true;
-            self.env.dirty.push(key);
-        }
-
-        // Ending: close once the queue has drained (graceful) or at once (abort).
-        if let Some(ending) = conn.ending
-            && conn.stream.is_some()
-        {
-            let ready = match ending {
-                Ending::Abort(_) => true,
-                Ending::Graceful(_) => queued == 0,
-            };
-            if ready {
-                conn.handler.on_close(ending.reason());
-                let stream = conn.stream.take().expect("checked above");
-                if matches!(ending, Ending::Abort(_)) {
-                    // Tell the peer with a reset rather than an orderly close.
-                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                }
-                if let Some(io) = conn.io.as_mut() {
-                    let dropped = io.queued.len() + io.input.len();
-                    self.env.budget.release(dropped);
-                    io.queued.clear();
-                    io.input.clear();
-                }
-                if let Err(e) = self.port.submit(op::Close::new(stream), CLOSED) {
-                    tracing::error!(worker = self.index, "cannot submit a close: {e}");
-                }
-            }
-        }
-
-        // Gone: closed, and the kernel has given back its receive and send.
-        if conn.stream.is_none() && conn.recv.is_none() && conn.in_flight() == 0 {
-            let conn = self.conns.remove(key as usize);
-            let reason = conn.ending.map_or(CloseReason::Error, Ending::reason);
-            let counters = &self.env.counters;
-            WorkerCounters::add(&counters.closed[reason.index()], 1);
-            counters
-                .active
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            self.shared.release();
-            if let Some(io) = conn.io {
-                self.env.give_io(io);
-            }
-            return;
-        }
-        if conn
-            .io
-            .as_ref()
-            .is_some_and(|io| io.is_quiet() && !io.dirty)
-        {
-            let io = conn.io.take().expect("checked above");
-            self.env.give_io(io);
-        }
+        self.keys = keys;
     }
 
     // ---- once per batch -----------------------------------------------------------------
 
     fn after_batch(&mut self) {
-        let dirty = mem::take(&mut self.env.dirty);
+        self.route_outbox();
+        let me = usize::from(self.index);
+        for (w, out) in self.outgoing.iter_mut().enumerate() {
+            if w != me && !out.is_empty() {
+                let dropped = self.shared.post_mail(w, out);
+                WorkerCounters::add(&self.env.counters.pushes_dropped, dropped as u64);
+            }
+        }
+
+        let dirty = mem::take(&mut self.dirty);
         for &key in &dirty {
             self.flush(key);
         }
         let mut dirty = dirty;
         dirty.clear();
-        self.env.dirty = dirty;
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
 
         if !self.starved.is_empty() && self.port.pool().available() > 0 {
             for key in mem::take(&mut self.starved) {
-                if let Some(conn) = self.conns.get_mut(key as usize) {
-                    conn.starved = false;
-                    self.progress(key);
-                }
+                self.on_conn(key, None, |conn, env| conn.buffers_back(env));
             }
         }
         let counters = &self.env.counters;
@@ -712,10 +449,28 @@ where
         WorkerCounters::set(&counters.buffered_bytes, self.env.budget.held() as u64);
     }
 
+    /// Starts the next send of connection `key` if output is queued and none is in flight.
+    fn flush(&mut self, key: u32) {
+        let Some(slot) = self.conns.get_mut(key as usize) else {
+            return;
+        };
+        let Some(out) = slot.conn.start_send() else {
+            return;
+        };
+        let Some(stream) = slot.stream.as_ref() else {
+            return;
+        };
+        let token = conn_token(key, slot.conn.core.id.generation);
+        if let Err(e) = self.port.submit(op::Send::new(stream, out), token) {
+            tracing::error!(worker = self.index, "cannot submit a send: {e}");
+            self.on_conn(key, None, |conn, env| conn.send_failed(env));
+        }
+    }
+
     fn arm_timer(&mut self) -> io::Result<()> {
         let next = [
             self.env.timers.next_deadline(),
-            self.accept_retry,
+            self.accept.retry_at(),
             self.stop_deadline,
         ]
         .into_iter()
@@ -746,51 +501,29 @@ where
         let mut due = mem::take(&mut self.due);
         self.env.timers.take_due(now, &mut due);
         for d in due.drain(..) {
-            let live = self
-                .conns
-                .get(d.key as usize)
-                .is_some_and(|c| c.generation == d.generation && c.ending.is_none());
-            if live {
-                self.with_handler(d.key, |h, cx| h.on_timer(cx, d.timer));
-                self.progress(d.key);
-            }
+            self.on_conn(d.key, Some(d.generation), |conn, env| conn.timer(env, d));
+            self.route_outbox();
         }
         self.due = due;
 
         if self.env.timers.tick_due(now) {
-            self.tick();
+            // Idle timeouts, and paused connections that may read again.
+            let keys = self.all_keys();
+            let limit = self.idle_ticks;
+            for &key in &keys {
+                self.on_conn(key, None, |conn, env| conn.tick(env, limit));
+            }
+            self.keys = keys;
         }
-        if self.accept_retry.is_some_and(|at| at <= now) {
-            self.accept_retry = None;
-            self.arm_accept();
-        }
+        self.accept.on_time(&mut self.port, now);
         if self.stop_deadline.is_some_and(|at| at <= now) {
             // The grace period is over: whatever has not flushed is dropped.
-            let keys: Vec<u32> = self.conns.iter().map(|(k, _)| k as u32).collect();
-            for key in keys {
-                let conn = &mut self.conns[key as usize];
-                if !matches!(conn.ending, Some(Ending::Abort(_))) {
-                    conn.ending = Some(Ending::Abort(CloseReason::Shutdown));
-                }
-                self.progress(key);
+            let keys = self.all_keys();
+            for &key in &keys {
+                self.on_conn(key, None, |conn, env| conn.grace_over(env));
             }
+            self.keys = keys;
             self.stop_deadline = Some(now + Duration::from_secs(3600));
-        }
-    }
-
-    /// Idle timeouts, and paused connections that may read again.
-    fn tick(&mut self) {
-        let now_tick = self.env.timers.ticks;
-        let keys: Vec<u32> = self.conns.iter().map(|(k, _)| k as u32).collect();
-        for key in keys {
-            let conn = &mut self.conns[key as usize];
-            let idle = now_tick.wrapping_sub(conn.last_active);
-            if conn.ending.is_none() && self.idle_ticks.is_some_and(|limit| idle >= limit) {
-                conn.ending = Some(Ending::Abort(CloseReason::IdleTimeout));
-            }
-            if conn.ending.is_some() || conn.paused {
-                self.progress(key);
-            }
         }
     }
 
@@ -799,23 +532,20 @@ where
             return;
         }
         self.stop_deadline = Some(Instant::now() + self.env.limits.shutdown_grace);
-        match self.accept {
-            Some(id) => {
-                let _ = self.port.cancel(id);
-            }
-            None => self.listener = None,
-        }
-        self.accept_retry = None;
-        for (stream, _) in self.shared.take_mail(usize::from(self.index)) {
+        self.accept.stop(&mut self.port);
+        let inbox = self.shared.take_mail(usize::from(self.index));
+        for (stream, _) in inbox.conns {
             drop(stream);
             WorkerCounters::add(&self.env.counters.rejected, 1);
         }
-        let keys: Vec<u32> = self.conns.iter().map(|(k, _)| k as u32).collect();
-        for key in keys {
-            let conn = &mut self.conns[key as usize];
-            conn.ending
-                .get_or_insert(Ending::Graceful(CloseReason::Shutdown));
-            self.progress(key);
+        for mail in inbox.mail {
+            self.deliver_here(mail);
         }
+        let keys = self.all_keys();
+        for &key in &keys {
+            self.on_conn(key, None, |conn, env| conn.shutdown(env));
+            self.route_outbox();
+        }
+        self.keys = keys;
     }
 }
