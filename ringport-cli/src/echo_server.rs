@@ -109,7 +109,7 @@ fn limits(args: &Args) -> Result<Limits, Usage> {
         memory_budget: args.memory_budget,
         shutdown_grace: args.shutdown_grace,
     };
-    limits.validate().map_err(Usage)?;
+    limits.validate().map_err(|e| Usage(e.to_string()))?;
     Ok(limits)
 }
 

@@ -21,7 +21,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use ringport::Buf;
-use ringport::server::{AcceptMode, Codec, Ctx, Frame, FrameError, Handler, Limits, Server};
+use ringport::server::{
+    AcceptMode, Codec, Ctx, Frame, FrameError, Handler, Limits, Server, UnknownChoice,
+};
 
 /// Lines ending in `\n`; the payload is everything before it (a `\r` included), so a line goes
 /// out exactly as it came in.
@@ -97,7 +99,13 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 let v = value("--max-queued-write")?;
                 out.max_queued_write = Some(positive("--max-queued-write", v)?);
             }
-            "--accept" => out.accept = Some(value("--accept")?.parse()?),
+            "--accept" => {
+                out.accept = Some(
+                    value("--accept")?
+                        .parse()
+                        .map_err(|e: UnknownChoice| e.to_string())?,
+                )
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -41,6 +41,8 @@
 //! lives here) → [`op`] (one file per operation; completions, outcomes, ids) → [`buf`] (owned
 //! buffers and pools) and sockets.
 
+#![deny(missing_debug_implementations)]
+
 pub mod buf;
 pub mod op;
 mod port;

@@ -65,6 +65,8 @@ fn chat_binary() -> &'static PathBuf {
 struct Chat {
     child: Child,
     stdin: ChildStdin,
+    /// The rest of its output, read by `stop` (SIGTERM is Unix only).
+    #[cfg_attr(windows, allow(dead_code))]
     stdout: BufReader<std::process::ChildStdout>,
     addr: SocketAddr,
 }

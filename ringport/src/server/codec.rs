@@ -293,16 +293,18 @@ impl CodecKind {
 }
 
 impl FromStr for CodecKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<CodecKind, String> {
+    type Err = super::UnknownChoice;
+    fn from_str(s: &str) -> Result<CodecKind, super::UnknownChoice> {
         match s {
             "raw" => Ok(CodecKind::Raw),
             "len16" => Ok(CodecKind::Len16),
             "len" | "len32" => Ok(CodecKind::Len32),
             "line" | "lines" => Ok(CodecKind::Line),
-            other => Err(format!(
-                "unknown codec {other:?}: expected raw, len (= len32), len16 or line"
-            )),
+            other => Err(super::UnknownChoice {
+                what: "codec",
+                given: other.to_string(),
+                expected: "raw, len (= len32), len16 or line",
+            }),
         }
     }
 }

@@ -359,10 +359,10 @@ impl<H: Handler> Conn<H> {
             (Ok(n), Some(data)) if n > 0 => {
                 WorkerCounters::add(&env.counters.bytes_in, n as u64);
                 // Bytes alone are not progress (a slowloris trickles them); a whole frame is,
-                // and `deliver` marks it. While paused this only keeps the bytes (they arrived
+                // and `decode_frames` marks it. While paused this only keeps the bytes (they arrived
                 // before the receive could be stopped); once ending they no longer count.
                 if self.core.phase.is_live() {
-                    self.deliver(env, data);
+                    self.decode_frames(env, data);
                 }
             }
             (Ok(_), _) => match self.core.phase {
@@ -537,7 +537,7 @@ impl<H: Handler> Conn<H> {
     /// Splits the pending input, then `data`, into frames for the handler while the connection
     /// is open and its queued writes are under the high-water mark. What is not decoded (an
     /// unfinished frame, or everything once paused) stays in the input, in order.
-    fn deliver(&mut self, env: &mut Env, data: &[u8]) {
+    fn decode_frames(&mut self, env: &mut Env, data: &[u8]) {
         if let Phase::Paused { .. } = self.core.phase {
             if !data.is_empty() {
                 let io = self.core.io.get_or_insert_with(|| env.take_io());
@@ -617,7 +617,7 @@ impl<H: Handler> Conn<H> {
         {
             self.core.phase = Phase::Open;
             if self.core.has_input() {
-                self.deliver(env, &[]);
+                self.decode_frames(env, &[]);
             }
             if self.core.phase == Phase::Open && self.core.queued_bytes() > high {
                 self.pause(env);

@@ -49,36 +49,105 @@ impl Default for Limits {
     }
 }
 
+/// Why [`Limits::validate`] refused a set of limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitsError {
+    /// `max_connections` is 0.
+    NoConnections,
+    /// `max_frame` is 0.
+    NoFrame,
+    /// `write_high_water` is 0 or above `max_queued_write`.
+    HighWater {
+        /// The high-water mark given.
+        write_high_water: usize,
+        /// The queued-write limit given.
+        max_queued_write: usize,
+    },
+    /// `idle_timeout` is zero (use `None` for no timeout).
+    ZeroIdleTimeout,
+    /// `memory_budget` is under 1 MiB.
+    BudgetTooSmall {
+        /// The budget given.
+        memory_budget: usize,
+    },
+    /// `max_frame` is more than the connections' share of the budget (three quarters of it):
+    /// such a frame could never be held.
+    FrameOverBudget {
+        /// The frame limit given.
+        max_frame: usize,
+        /// The connections' share of the budget.
+        share: usize,
+        /// The budget given.
+        memory_budget: usize,
+    },
+}
+
+impl std::fmt::Display for LimitsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitsError::NoConnections => f.write_str("max connections must be at least 1"),
+            LimitsError::NoFrame => f.write_str("max frame size must be at least 1 byte"),
+            LimitsError::HighWater {
+                write_high_water,
+                max_queued_write,
+            } => write!(
+                f,
+                "write high-water mark ({write_high_water}) must be between 1 and max queued \
+                 write ({max_queued_write})"
+            ),
+            LimitsError::ZeroIdleTimeout => f.write_str("idle timeout must be positive (or none)"),
+            LimitsError::BudgetTooSmall { memory_budget } => write!(
+                f,
+                "memory budget must be at least 1 MiB (got {memory_budget} bytes)"
+            ),
+            LimitsError::FrameOverBudget {
+                max_frame,
+                share,
+                memory_budget,
+            } => write!(
+                f,
+                "max frame size ({max_frame} bytes) is larger than the connections' share of \
+                 the memory budget ({share} bytes, three quarters of {memory_budget}): such a \
+                 frame could never be held"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for LimitsError {}
+
 impl Limits {
     /// Checks that the limits make sense together.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), LimitsError> {
         if self.max_connections == 0 {
-            return Err("max connections must be at least 1".into());
+            return Err(LimitsError::NoConnections);
         }
         if self.max_frame == 0 {
-            return Err("max frame size must be at least 1 byte".into());
+            return Err(LimitsError::NoFrame);
         }
         if self.write_high_water == 0 || self.write_high_water > self.max_queued_write {
-            return Err(format!(
-                "write high-water mark ({}) must be between 1 and max queued write ({})",
-                self.write_high_water, self.max_queued_write
-            ));
+            return Err(LimitsError::HighWater {
+                write_high_water: self.write_high_water,
+                max_queued_write: self.max_queued_write,
+            });
         }
         if self.idle_timeout.is_some_and(|t| t.is_zero()) {
-            return Err("idle timeout must be positive (or none)".into());
+            return Err(LimitsError::ZeroIdleTimeout);
         }
         if self.memory_budget < 1 << 20 {
-            return Err("memory budget must be at least 1 MiB".into());
+            return Err(LimitsError::BudgetTooSmall {
+                memory_budget: self.memory_budget,
+            });
         }
         // The connections' buffers get what the receive pools (a quarter) leave: a frame
         // larger than that could never be held whole.
         let share = self.memory_budget - self.memory_budget / 4;
         if self.max_frame > share {
-            return Err(format!(
-                "max frame size ({} bytes) is larger than the connections' share of the memory \
-                 budget ({} bytes, three quarters of {}): such a frame could never be held",
-                self.max_frame, share, self.memory_budget
-            ));
+            return Err(LimitsError::FrameOverBudget {
+                max_frame: self.max_frame,
+                share,
+                memory_budget: self.memory_budget,
+            });
         }
         Ok(())
     }
@@ -226,7 +295,12 @@ mod tests {
             max_frame: 16 << 30,
             ..Limits::default()
         };
-        assert!(bad.validate().unwrap_err().contains("memory budget"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("memory budget")
+        );
         let fits = Limits {
             max_frame: 192 << 20,
             ..Limits::default()

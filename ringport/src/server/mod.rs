@@ -62,7 +62,7 @@ pub use codec::{
     Codec, CodecKind, Frame, FrameError, LenWidth, LengthPrefixed, Lines, RAW_CHUNK, Raw,
 };
 pub use handler::{CloseReason, ConnId, Ctx, Handler, SendError};
-pub use limits::Limits;
+pub use limits::{Limits, LimitsError};
 pub use metrics::{Metrics, WorkerMetrics};
 pub use reassembly::Reassembly;
 
@@ -86,15 +86,41 @@ pub enum AcceptMode {
     Handoff,
 }
 
+/// A name that is not one of a setting's choices (a codec, an accept mode), as `FromStr` on
+/// those settings reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownChoice {
+    /// What was being named (`codec`, `accept mode`).
+    pub what: &'static str,
+    /// The name given.
+    pub given: String,
+    /// The names there are.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for UnknownChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown {} {:?}: expected {}",
+            self.what, self.given, self.expected
+        )
+    }
+}
+
+impl std::error::Error for UnknownChoice {}
+
 impl std::str::FromStr for AcceptMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<AcceptMode, String> {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<AcceptMode, UnknownChoice> {
         match s {
             "reuseport" => Ok(AcceptMode::ReusePort),
             "handoff" => Ok(AcceptMode::Handoff),
-            other => Err(format!(
-                "unknown accept mode {other:?}: expected reuseport or handoff"
-            )),
+            other => Err(UnknownChoice {
+                what: "accept mode",
+                given: other.to_string(),
+                expected: "reuseport or handoff",
+            }),
         }
     }
 }
@@ -245,7 +271,7 @@ impl ServerBuilder {
         F: Fn(&ConnInfo) -> H + Send + Sync + 'static,
     {
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
-        self.limits.validate().map_err(invalid)?;
+        self.limits.validate().map_err(|e| invalid(e.to_string()))?;
         if self.workers == 0 || self.workers > usize::from(u16::MAX) {
             return Err(invalid(format!("{} workers: need 1..=65535", self.workers)));
         }
@@ -266,7 +292,7 @@ impl ServerBuilder {
             (pool_bytes / workers / self.recv_buffer_size).clamp(16, crate::buf::MAX_POOL_BUFS);
         let budget = Arc::new(Budget::new(self.limits.memory_budget - pool_bytes));
 
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(WorkerSet {
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             counters: (0..workers).map(|_| Arc::default()).collect(),
@@ -462,8 +488,9 @@ fn bind(
     Ok((listeners, bound))
 }
 
-/// What every worker shares.
-pub(crate) struct Shared {
+/// The server's workers as one another and the handle see them: the connection count, each
+/// worker's counters and inbox, the posters that wake them.
+pub(crate) struct WorkerSet {
     active: AtomicUsize,
     stopping: AtomicBool,
     pub(crate) counters: Vec<Arc<WorkerCounters>>,
@@ -474,7 +501,7 @@ pub(crate) struct Shared {
     codec: Arc<dyn Codec>,
 }
 
-impl Shared {
+impl WorkerSet {
     /// Counts a new connection in, unless `max` are open already.
     pub(crate) fn admit(&self, max: usize) -> bool {
         if self.active.fetch_add(1, Ordering::AcqRel) >= max {
@@ -510,7 +537,7 @@ impl Shared {
     }
 
     /// Hands a connection to worker `target`; gives it back if that worker is gone.
-    pub(crate) fn deliver(
+    pub(crate) fn hand_over(
         &self,
         target: usize,
         stream: TcpStream,
@@ -582,7 +609,7 @@ impl Shared {
 
 /// A running server. Dropping it shuts it down and waits for its workers.
 pub struct Server {
-    shared: Arc<Shared>,
+    shared: Arc<WorkerSet>,
     threads: Vec<JoinHandle<io::Result<()>>>,
     local_addr: SocketAddr,
     backend: Backend,
@@ -682,7 +709,7 @@ impl fmt::Debug for Server {
 /// Stops a server, or reads its metrics, from any thread. Cheap to clone.
 #[derive(Clone)]
 pub struct ServerHandle {
-    shared: Arc<Shared>,
+    shared: Arc<WorkerSet>,
 }
 
 impl ServerHandle {
@@ -789,7 +816,7 @@ mod tests {
     #[test]
     fn a_burst_of_mail_wakes_a_worker_once() {
         let mut port = Port::new().unwrap();
-        let shared = Shared {
+        let shared = WorkerSet {
             active: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             counters: vec![Arc::default()],

@@ -22,7 +22,7 @@ use super::limits::{Budget, Held, Limits};
 use super::metrics::WorkerCounters;
 use super::push::{Dest, Mail, What};
 use super::timers::{Due, Timers, tick_for, ticks_in};
-use super::{ConnInfo, Shared};
+use super::{ConnInfo, WorkerSet};
 use crate::op;
 use crate::port::{Completion, Completions, OpId, Outcome, Port};
 
@@ -56,7 +56,7 @@ pub(crate) struct Worker<H, F> {
     next_generation: u32,
     env: Env,
     factory: Arc<F>,
-    shared: Arc<Shared>,
+    shared: Arc<WorkerSet>,
     accept: Acceptor,
     timer: Option<(Instant, OpId)>,
     idle_ticks: Option<u32>,
@@ -84,7 +84,7 @@ where
         limits: Limits,
         budget: Arc<Budget>,
         factory: Arc<F>,
-        shared: Arc<Shared>,
+        shared: Arc<WorkerSet>,
     ) -> Worker<H, F> {
         let tick = tick_for(limits.idle_timeout);
         let idle_ticks = limits
@@ -161,7 +161,7 @@ where
                 {
                     Some(Accepted::Here(stream, peer)) => self.open(stream, peer, false),
                     Some(Accepted::To(target, stream, peer)) => {
-                        if let Err(stream) = self.shared.deliver(target, stream, peer) {
+                        if let Err(stream) = self.shared.hand_over(target, stream, peer) {
                             // The target is gone (stopping): serve it here, or refuse it.
                             self.open(stream, peer, false);
                         }

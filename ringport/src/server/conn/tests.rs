@@ -146,7 +146,7 @@ impl Sim {
         let result = if fin {
             Ok(0)
         } else {
-            Err(crate::port::cancelled_error())
+            Err(crate::op::cancelled_error())
         };
         let a = self.conn.received(&mut self.env, false, result, None);
         self.apply(a);
@@ -345,7 +345,7 @@ fn grace_over_aborts_what_has_not_flushed() {
     let buf = sim.in_flight.take().unwrap();
     let a = sim
         .conn
-        .sent(&mut sim.env, Err(crate::port::cancelled_error()), buf);
+        .sent(&mut sim.env, Err(crate::op::cancelled_error()), buf);
     sim.apply(a);
     sim.recv_end(false);
     assert_eq!(sim.removed, Some(CloseReason::Shutdown));
