@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds ringport and the ringport CLI for x86_64-pc-windows-gnu and, under Wine: runs the lib
-# unit tests, the behaviour suite (tests/behaviour.rs) and the server framework's tests
-# (tests/server.rs) on the IOCP backend, and the CLI's tests; then a smoke test of the real
-# binary: `ringport.exe echo-server`, `ringport.exe echo-client` with piped lines, and a Ctrl-C
+# unit tests, the behaviour suite (tests/behaviour.rs), the server framework's tests
+# (tests/server.rs), push and the chat example (tests/push.rs, tests/chat.rs) on the IOCP
+# backend, and the CLI's tests; then a smoke test of the real binary: `ringport.exe echo-server`, `ringport.exe echo-client` with piped lines, and a Ctrl-C
 # (SIGINT, which Wine delivers as CTRL_C_EVENT) that must end the server cleanly.
 #
 # On a fresh Debian 12 machine it first installs what it needs: Debian's rustc-web (whose std
@@ -69,7 +69,10 @@ build=(-j2 -Zbuild-std=std,panic_abort --target "$target" --target-dir "$out")
 step "cargo clippy --target $target"
 "$cargo" clippy "${build[@]}" --workspace --all-targets -- -D warnings
 step "cargo test --target $target (runner: wine)"
-"$cargo" test "${build[@]}" -p ringport --lib --test behaviour --test server -- "$@"
+# The chat test drives the built example (Wine cannot run cargo to build it from the test).
+"$cargo" build "${build[@]}" -p ringport --example chat
+"$cargo" test "${build[@]}" -p ringport --lib --test behaviour --test server --test push \
+  --test chat -- "$@"
 "$cargo" test "${build[@]}" -p ringport-cli -- "$@"
 
 # 6. Smoke test of the real binary: echo-server and echo-client, each under Wine, then Ctrl-C.
