@@ -14,6 +14,7 @@ use socket2::{Domain, Socket, Type};
 on_every_backend!(
     accept_connect_echo,
     multishot_accept_200_clients,
+    a_recv_into_a_full_buffer_does_not_block_the_next,
     reset_before_accept_does_not_end_a_multishot_accept,
     sixteen_mib_through_small_send_buffer,
     peer_reset_mid_recv_is_an_error,
@@ -174,6 +175,40 @@ fn reset_before_accept_does_not_end_a_multishot_accept(b: Backend) {
         );
     }
     assert_eq!(served.peer_addr().unwrap(), good_addr);
+}
+
+/// A receive into a buffer with no room ends at once with `InvalidInput`; the receive queued
+/// behind it on the same socket still runs and gets the data.
+fn a_recv_into_a_full_buffer_does_not_block_the_next(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    let mut full = Buf::with_capacity(8);
+    full.extend_from_slice(&[0u8; 8]);
+    let full_cap = full.capacity();
+    full.extend_from_slice(&vec![0u8; full_cap - full.len()]);
+    h.port.submit(op::Recv::new(&server, full), 1).unwrap();
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 2)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, .. } => assert_eq!(
+            result.unwrap_err().kind(),
+            std::io::ErrorKind::InvalidInput,
+            "{b}: no room"
+        ),
+        other => panic!("{other:?}"),
+    }
+    h.port
+        .submit(op::Send::new(&client, Buf::from("after the full one")), 3)
+        .unwrap();
+    match h.next_for(2).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 18, "{b}");
+            assert_eq!(&buf[..], b"after the full one");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 fn sixteen_mib_through_small_send_buffer(b: Backend) {

@@ -10,7 +10,7 @@
 //! | `reset`          | a receive or send fails with `ECONNRESET` / `EPIPE` (a multishot receive delivers what it already had, then ends with it) |
 //! | `short_send`     | a send reports fewer bytes than it had: the connection broke part-way |
 //! | `short_recv`     | one multishot chunk arrives as two completions                       |
-//! | `would_block`    | a completion (and the rest of its op's) arrives one `wait` later, as if the kernel had to retry |
+//! | `would_block`    | a completion (and the rest of its op's) is held back behind the completions at hand, until the driver's next poll or wait (never past one that would block), as if the kernel had to retry |
 //! | `no_buffers`     | a multishot receive ends with `ENOBUFS` (the rest stays in the socket) |
 //! | `accept_exhausted` | an accept fails with `EMFILE` or `ENFILE` (a multishot accept ends) |
 //!
@@ -174,11 +174,11 @@ impl Driver for FaultyDriver {
     }
 }
 
-/// What the port does with a completion before the application sees it.
+/// What the injector does with a completion before the application sees it.
 pub(crate) enum Verdict {
     /// Deliver these (one, or two for a split receive).
     Deliver(Completion, Option<Completion>),
-    /// Hold it until the next wait.
+    /// Hold it back until the driver's next poll or wait.
     Defer(Completion),
     /// Deliver it, and end its multishot op (cancel in the kernel) with this error.
     DeliverAndEnd(Completion, i32),
@@ -220,7 +220,7 @@ impl Injector {
         rate > 0.0 && (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= rate
     }
 
-    /// Completions deferred by an earlier wait, to deliver first now.
+    /// The completions held back, in arrival order, to deliver now (behind those at hand).
     pub fn take_deferred(&mut self) -> VecDeque<Completion> {
         self.held.clear();
         std::mem::take(&mut self.deferred)
@@ -296,7 +296,7 @@ impl Injector {
         Verdict::Deliver(c, None)
     }
 
-    /// Holds `c` until the next wait.
+    /// Holds `c` back until the driver's next poll or wait.
     pub fn defer(&mut self, c: Completion) {
         self.held.insert(c.id);
         self.deferred.push_back(c);

@@ -238,8 +238,9 @@ pub(crate) trait LaneHooks {
     /// Whether the kernel holds op `id`: then only its completion may end it.
     fn in_kernel(&self, table: &OpTable, id: OpId) -> bool;
 
-    /// Op `id`, which the kernel holds, is on a socket that is gone: see that its completion
-    /// comes (io_uring cancels it; on IOCP the close itself aborts it).
+    /// Op `id`, which the kernel holds, is on a socket that is gone (`why`): see that its
+    /// completion comes. (io_uring: a reused socket's op is cancelled, a closed socket's ops end
+    /// through the close's cancel of all of them; IOCP: the close, ours or not, aborts it.)
     fn abandon(&mut self, table: &mut OpTable, id: OpId, why: Gone);
 
     /// The final result of op `id`, ended before the kernel took it. Bytes an op already moved
@@ -256,8 +257,18 @@ pub(crate) trait LaneHooks {
 #[cfg(unix)]
 pub(crate) trait LaneStart: LaneHooks {
     /// Starts op `id`, now at the head of its lane (io_uring: hands it to the kernel; epoll:
-    /// attempts it). An error: it never reached the kernel.
-    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()>;
+    /// serves its lane from it). An error: it never reached the kernel.
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<Started>;
+}
+
+/// What [`LaneStart::start`] did with the op.
+#[cfg(unix)]
+#[derive(Copy, Clone, PartialEq, Eq, Debug)]
+pub(crate) enum Started {
+    /// It is running (or its lane is served on); its final completion frees the lane.
+    Running,
+    /// It ended at once and delivered its final completion: the lane's next op may start.
+    Ended,
 }
 
 /// Serving lanes in order, for the backends that start ops through [`LaneStart`].
@@ -266,13 +277,20 @@ pub(crate) trait LaneServe: LaneStart {
     /// Queues op `id` on socket `fd`'s lane `dir`, and starts it if it is the head. An error:
     /// it could not start and is out of the lane again (the port drops it).
     fn enqueue(&mut self, table: &mut OpTable, fd: RawSock, dir: Dir, id: OpId) -> io::Result<()> {
-        if self.lanes().push(fd, dir, id)
-            && let Err(e) = self.start(table, id)
-        {
-            self.lanes().remove(fd, dir, id);
-            return Err(e);
+        if !self.lanes().push(fd, dir, id) {
+            return Ok(());
         }
-        Ok(())
+        match self.start(table, id) {
+            Ok(Started::Running) => Ok(()),
+            Ok(Started::Ended) => {
+                self.advance(table, fd, dir, id);
+                Ok(())
+            }
+            Err(e) => {
+                self.lanes().remove(fd, dir, id);
+                Err(e)
+            }
+        }
     }
 
     /// Op `id` of lane `(fd, dir)` has delivered its final completion: the next op of the lane
@@ -287,11 +305,14 @@ pub(crate) trait LaneServe: LaneStart {
     /// after it is tried.
     fn start_head(&mut self, table: &mut OpTable, fd: RawSock, dir: Dir) {
         while let Some(id) = self.lanes().head(fd, dir) {
-            let Err(e) = self.start(table, id) else {
-                return;
-            };
+            match self.start(table, id) {
+                Ok(Started::Running) => return,
+                Ok(Started::Ended) => {}
+                Err(e) => {
+                    table.complete(id, Report::done(Err(e)));
+                }
+            }
             self.lanes().finish(fd, dir, id);
-            table.complete(id, Report::done(Err(e)));
         }
     }
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
+use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes, Started};
 use super::timers::Timers;
 use super::unix::{Waker, net};
 use super::{Backend, InFlight, OpTable, ops};
@@ -264,12 +264,13 @@ impl LaneHooks for Epoll {
 
 impl LaneStart for Epoll {
     /// Serves the op's lane from its head (the op), until it blocks.
-    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<Started> {
         let entry = table.get(id).expect("a started op is in the table");
         let fd = entry.op.sock().expect("socket ops name their socket");
         let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
+        // `run` finishes in the lane every op it ends, and goes on to the next.
         self.run(table, fd, dir);
-        Ok(())
+        Ok(Started::Running)
     }
 }
 

@@ -46,8 +46,9 @@
 //! - **Timeouts** sit in a deadline heap; GQCSEx waits at most until the nearest one.
 //!
 //! The foreign calls are in [`side`] (the overlapped ones, as `unsafe fn`s whose contract is
-//! "this memory stays put until the packet") and [`win`] (the rest). This file decides when to
-//! issue, cancel and finish; its `unsafe` blocks are those calls, each saying why the memory
+//! "this memory stays put until the packet") and [`win`] (the rest). Each op's call and what
+//! its packet means are in its file in `sys/ops/`; this file decides when to issue, cancel and
+//! finish, and its `unsafe` blocks hand those halves the op's Side, each saying why the memory
 //! stays put.
 
 pub(in crate::sys) mod side;

@@ -40,11 +40,16 @@ pub(in crate::sys) mod uring {
     }
 
     /// What a successful CQE means: descriptor `fd`, and (one-shot) the peer's address.
-    pub(in crate::sys) fn report(fd: i32, side: Option<&Side>, more: bool) -> Report {
-        // SAFETY: a successful accept CQE carries a new descriptor nobody owns.
+    ///
+    /// # Safety
+    /// `fd` is the result of a successful accept CQE (a new descriptor nobody owns), and `side`,
+    /// if given, is the one-shot accept's own, into which the kernel wrote the peer address
+    /// before posting that CQE.
+    pub(in crate::sys) unsafe fn report(fd: i32, side: Option<&Side>, more: bool) -> Report {
+        // SAFETY: `fd` is a new descriptor nobody owns (the caller's promise).
         let sock = Some(unsafe { net::own(fd) });
-        // SAFETY: a one-shot accept's `side` got the peer address of `addr_len` bytes from the
-        // kernel before this CQE was posted. (A multishot accept has no `side`.)
+        // SAFETY: the kernel wrote the peer address of `addr_len` bytes into `side` (the
+        // caller's promise). (A multishot accept has no `side`.)
         let addr = side.and_then(|side| unsafe { net::read_addr(&side.addr, side.addr_len).ok() });
         Report {
             more,

@@ -31,9 +31,12 @@ pub(in crate::sys) mod uring {
     }
 
     /// What a successful CQE of `n` bytes means: the datagram and its sender.
-    pub(in crate::sys) fn report(side: &Side, n: usize) -> Report {
-        // SAFETY: the kernel wrote `msg_namelen` bytes of sender address into `side.addr` (the
-        // msghdr's name) before posting this CQE.
+    ///
+    /// # Safety
+    /// `side` is the op's own, and the kernel has posted its successful CQE: it wrote
+    /// `msg_namelen` bytes of sender address into `side.addr` (the msghdr's name) first.
+    pub(in crate::sys) unsafe fn report(side: &Side, n: usize) -> Report {
+        // SAFETY: as the caller promises, the kernel wrote the sender's address.
         let addr = unsafe { net::read_addr(&side.addr, side.msg.msg_namelen).ok() };
         Report {
             addr,

@@ -25,7 +25,7 @@ use io_uring::types::{CancelBuilder, Fd, SubmitArgs, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::buf_ring::BufRing;
-use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes};
+use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes, Started};
 use super::unix::{Waker, net};
 use super::{Backend, InFlight, OpTable, ops};
 use super::{Driver, Opened, Settings};
@@ -315,8 +315,11 @@ impl Uring {
                 op, side, marks, ..
             } = entry;
             match op {
-                Op::Accept(_) => ops::accept::uring::report(res, side.as_deref(), more),
-                Op::AcceptMulti(_) => ops::accept::uring::report(res, None, more),
+                // SAFETY: a successful accept CQE carries a new descriptor nobody owns, and a
+                // one-shot accept's `side` holds the peer address the kernel wrote before it.
+                Op::Accept(_) => unsafe { ops::accept::uring::report(res, side.as_deref(), more) },
+                // SAFETY: as above; a multishot accept reports no address.
+                Op::AcceptMulti(_) => unsafe { ops::accept::uring::report(res, None, more) },
                 Op::RecvMulti(r) => {
                     let report;
                     (report, stop) =
@@ -325,7 +328,8 @@ impl Uring {
                 }
                 Op::RecvFrom(_) => {
                     let side = side.as_ref().expect("recv_from has its message header");
-                    ops::recv_from::uring::report(side, n)
+                    // SAFETY: this is its successful CQE: the kernel wrote the sender's address.
+                    unsafe { ops::recv_from::uring::report(side, n) }
                 }
                 _ => Report {
                     more,
@@ -354,7 +358,7 @@ impl Uring {
     }
 
     /// Builds the SQE for op `id` and queues it.
-    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<Started> {
         let entry = table.get_mut(id).expect("started op is in the table");
         let InFlight { op, side, .. } = entry;
         let sqe = match op {
@@ -365,7 +369,7 @@ impl Uring {
                 Ok(sqe) => sqe,
                 Err(report) => {
                     table.complete(id, report);
-                    return Ok(());
+                    return Ok(Started::Ended);
                 }
             },
             Op::RecvMulti(r) => ops::recv_multi::uring::sqe(r, self.recv_limit),
@@ -386,7 +390,7 @@ impl Uring {
         };
         self.push(table, &sqe.user_data(id.tag()))?;
         table.get_mut(id).expect("started op is in the table").marks |= IN_KERNEL;
-        Ok(())
+        Ok(Started::Running)
     }
 }
 
@@ -414,7 +418,7 @@ impl LaneHooks for Uring {
 }
 
 impl LaneStart for Uring {
-    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+    fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<Started> {
         Uring::start(self, table, id)
     }
 }
@@ -443,7 +447,7 @@ impl Driver for Uring {
         let entry = table.get(id).expect("submitted op is in the table");
         let kind = entry.op.kind();
         let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(kind)) else {
-            return self.start(table, id);
+            return self.start(table, id).map(drop);
         };
         if kind == OpKind::Connect {
             self.socket_gone(table, fd, Gone::Reused);
