@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ringport::BackendChoice;
-use ringport::server::{AcceptMode, CloseReason, CodecKind, Echo, Limits, Server};
+use ringport::server::{AcceptMode, CodecKind, Echo, Limits, Server};
 
 use crate::args::{self, Usage};
 use crate::cpus::{self, CpuList};
@@ -231,16 +231,8 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     {
         tracing::warn!("metrics listener: {e}");
     }
-    let total = metrics.total();
+    // The summary says the closes per reason itself.
     out.line(format_args!("final: {metrics}"));
-    let closed: Vec<String> = CloseReason::ALL
-        .iter()
-        .filter(|r| total.closed_by(**r) > 0)
-        .map(|r| format!("{r} {}", total.closed_by(*r)))
-        .collect();
-    if !closed.is_empty() {
-        out.line(format_args!("closed by reason: {}", closed.join(", ")));
-    }
     if let Some(note) = logging::dropped_note() {
         out.line(format_args!("{note}"));
     }

@@ -288,7 +288,7 @@ fn sigterm_under_load_ends_in_a_clean_exit() {
             "{backend}: exit {status:?}; stdout: {rest}"
         );
         assert!(rest.contains("shutting down"), "{rest}");
-        assert!(rest.contains("closed by reason: shutdown 8"), "{rest}");
+        assert!(rest.contains("8 closed (shutdown 8)"), "{rest}");
     }
 }
 
