@@ -69,7 +69,9 @@ build=(-j2 -Zbuild-std=std,panic_abort --target "$target" --target-dir "$out")
 step "cargo clippy --target $target"
 "$cargo" clippy "${build[@]}" --workspace --all-targets -- -D warnings
 step "cargo test --target $target (runner: wine)"
-"$cargo" test "${build[@]}" -p ringport --lib --test behaviour --test server --test push -- "$@"
+# tests/chat.rs runs the chat example as its own process: build it first.
+"$cargo" build "${build[@]}" -p ringport --example chat
+"$cargo" test "${build[@]}" -p ringport --lib --test behaviour --test server --test push --test chat -- "$@"
 "$cargo" test "${build[@]}" -p ringport-cli -- "$@"
 
 # 6. Smoke test of the real binary: echo-server and echo-client, each under Wine, then Ctrl-C.

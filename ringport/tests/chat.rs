@@ -106,9 +106,11 @@ impl Chat {
         self.stdin.flush().unwrap();
     }
 
-    /// SIGTERM (Ctrl-C on Windows is not sent from here: the process is killed), then the
-    /// final summary line.
-    fn stop(mut self) -> String {
+    /// SIGTERM, then the rest of the output (the final summary). On Windows a test cannot
+    /// send the example a Ctrl-C (Wine turns only a Unix SIGINT into one; the smoke test in
+    /// scripts/test-windows.sh checks that path with the CLI): the process is killed and there
+    /// is no summary (`None`).
+    fn stop(mut self) -> Option<String> {
         #[cfg(unix)]
         {
             let pid = self.child.id().to_string();
@@ -118,13 +120,13 @@ impl Chat {
             self.stdout.read_to_string(&mut rest).unwrap();
             let status = self.child.wait().unwrap();
             assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
-            rest
+            Some(rest)
         }
         #[cfg(not(unix))]
         {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            String::new()
+            None
         }
     }
 }
@@ -246,9 +248,10 @@ fn every_line_reaches_every_other_client_once_in_order(b: Backend) {
     for (_, r) in &mut conns {
         assert_eq!(read_line(r), "end");
     }
-    let summary = chat.stop();
-    assert!(summary.contains("50 accepted"), "{summary}");
-    assert!(summary.contains("50 closed (shutdown 50)"), "{summary}");
+    if let Some(summary) = chat.stop() {
+        assert!(summary.contains("50 accepted"), "{summary}");
+        assert!(summary.contains("50 closed (shutdown 50)"), "{summary}");
+    }
 }
 
 fn a_client_that_never_reads_is_closed_while_the_others_get_everything(b: Backend) {
@@ -324,11 +327,9 @@ fn a_client_that_never_reads_is_closed_while_the_others_get_everything(b: Backen
     for (_, r) in &mut readers {
         assert_eq!(read_line(r), "end");
     }
-    let summary = chat.stop();
-    assert!(
-        summary.contains("limit 1"),
-        "closed by its limit: {summary}"
-    );
+    if let Some(summary) = chat.stop() {
+        assert!(summary.contains("limit 1"), "closed by its limit: {summary}");
+    }
 }
 
 fn bad_arguments_are_one_line_and_exit_2(b: Backend) {
