@@ -328,7 +328,10 @@ fn a_client_that_never_reads_is_closed_while_the_others_get_everything(b: Backen
         assert_eq!(read_line(r), "end");
     }
     if let Some(summary) = chat.stop() {
-        assert!(summary.contains("limit 1"), "closed by its limit: {summary}");
+        assert!(
+            summary.contains("limit 1"),
+            "closed by its limit: {summary}"
+        );
     }
 }
 

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::eventually;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -74,18 +76,6 @@ fn two_workers(b: Backend) -> ServerBuilder {
     Server::builder("127.0.0.1:0".parse().unwrap())
         .backend(b)
         .workers(2)
-}
-
-fn eventually(server: &Server, what: &str, f: impl Fn(&WorkerMetrics) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let m = server.metrics().total();
-        if f(&m) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {m:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Shuts down and checks nothing is left: no connection, pool buffer or buffered byte.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::eventually;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -12,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ringport::Backend;
 use ringport::server::{
-    AcceptMode, CloseReason, CodecKind, ConnId, Ctx, Handler, Server, ServerBuilder, WorkerMetrics,
+    AcceptMode, CloseReason, CodecKind, ConnId, Ctx, Handler, Server, ServerBuilder,
 };
 
 on_every_backend!(
@@ -81,18 +83,6 @@ impl Client {
     fn closed(&mut self) -> bool {
         let mut rest = Vec::new();
         self.read.read_to_end(&mut rest).is_ok() && rest.is_empty()
-    }
-}
-
-fn eventually(server: &Server, what: &str, f: impl Fn(&WorkerMetrics) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let m = server.metrics().total();
-        if f(&m) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}: {m:?}");
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

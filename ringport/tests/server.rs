@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::eventually;
+
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -62,22 +64,6 @@ fn closed_by_peer(s: &mut TcpStream) -> bool {
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
             Err(e) => panic!("expected the server to close: {e}"),
         }
-    }
-}
-
-/// Waits until `f` holds for the server's metrics (they are updated asynchronously).
-fn eventually(server: &Server, what: &str, f: impl Fn(&ringport::server::WorkerMetrics) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let m = server.metrics().total();
-        if f(&m) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: metrics never got there: {m:?}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -155,3 +155,21 @@ pub fn pattern_bytes(from: u64, len: usize) -> Vec<u8> {
 pub fn reset_on_drop(stream: &TcpStream) -> io::Result<()> {
     socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO))
 }
+
+/// Waits until the server's total counters satisfy `f`; fails the test after [`PATIENCE`] with
+/// `what` and the counters seen last.
+pub fn eventually(
+    server: &ringport::server::Server,
+    what: &str,
+    f: impl Fn(&ringport::server::WorkerMetrics) -> bool,
+) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let m = server.metrics().total();
+        if f(&m) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {m:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
