@@ -41,6 +41,9 @@ on_every_backend!(
     connect_from_a_bound_socket,
     cancelled_send_reports_exactly_what_went_out,
     sockets_belong_to_the_port_that_first_uses_them,
+    shutdown_write_waits_for_queued_sends_then_ends_the_stream,
+    shutdown_read_completes,
+    shutdown_of_a_socket_not_connected_is_an_error,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -1098,6 +1101,144 @@ fn cancelled_send_reports_exactly_what_went_out(b: Backend) {
         }
         Err(_) => assert!(got.len() <= sent, "no byte beyond the reported ones"),
     }
+}
+
+/// A pair whose client has a 4 KiB send buffer (and, on Unix, an Ethernet-sized MSS, as in
+/// `sixteen_mib_through_small_send_buffer`): a large send from it stays in the kernel until the
+/// peer reads.
+fn pair_with_small_send_buffer(
+    h: &mut Harness,
+    l: &std::net::TcpListener,
+) -> (TcpStream, TcpStream) {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.set_send_buffer_size(4096).unwrap();
+    #[cfg(unix)]
+    sock.set_tcp_mss(1400).unwrap();
+    h.port.submit(op::Accept::new(l), 1).unwrap();
+    h.port
+        .submit(op::Connect::with_socket(sock, l.local_addr().unwrap()), 2)
+        .unwrap();
+    let Outcome::Accept(Ok((server, _))) = h.next_for(1).outcome else {
+        panic!("accept")
+    };
+    let Outcome::Connect(Ok(client)) = h.next_for(2).outcome else {
+        panic!("connect")
+    };
+    (client, server)
+}
+
+/// A `Shutdown(Write)` submitted behind large sends that are still in the kernel runs only after
+/// them: the peer reads every byte, in order, then the end of the stream; and it is a
+/// half-close: the peer can still send, and we receive it.
+fn shutdown_write_waits_for_queued_sends_then_ends_the_stream(b: Backend) {
+    const SENDS: u64 = 4;
+    const LEN: usize = 1 << 20;
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, mut server) = pair_with_small_send_buffer(&mut h, &l);
+    for i in 0..SENDS {
+        let buf = Buf::from(pattern_bytes(i * LEN as u64, LEN));
+        h.port.submit(op::Send::new(&client, buf), 10 + i).unwrap();
+    }
+    h.port
+        .submit(op::Shutdown::new(&client, std::net::Shutdown::Write), 20)
+        .unwrap();
+    // Nobody reads yet: the sends (and so the shutdown) cannot have finished.
+    assert!(
+        h.drain_for(Duration::from_millis(100)).is_empty(),
+        "{b}: the sends wait for the peer"
+    );
+    server.set_nonblocking(false).unwrap();
+    server.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        server.read_to_end(&mut all).unwrap(); // up to the end of the stream
+        server.write_all(b"still open this way").unwrap();
+        (all, server)
+    });
+    let mut order = Vec::new();
+    for _ in 0..=SENDS {
+        let c = h.next();
+        match c.outcome {
+            Outcome::Send { result, buf } => assert_eq!(result.unwrap(), buf.len(), "{b}"),
+            Outcome::Shutdown(result) => result.unwrap(),
+            other => panic!("{b}: {other:?}"),
+        }
+        order.push(c.token);
+    }
+    assert_eq!(
+        order,
+        [10, 11, 12, 13, 20],
+        "{b}: the shutdown comes after the sends"
+    );
+    let (all, _server) = reader.join().unwrap();
+    assert_eq!(all.len(), SENDS as usize * LEN, "{b}: every byte, then EOF");
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, &byte)| byte == pattern(i as u64)),
+        "{b}: the bytes in order"
+    );
+    assert_eq!(
+        recv_exactly(&mut h, &client, 19),
+        b"still open this way",
+        "{b}: a half-close: we still receive"
+    );
+}
+
+/// `Shutdown(Read)` runs at once, also with a receive pending, and leaves the sending side
+/// working.
+fn shutdown_read_completes(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit(op::Shutdown::new(&server, std::net::Shutdown::Read), 1)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Shutdown(result) => result.unwrap(),
+        other => panic!("{b}: {other:?}"),
+    }
+    h.port
+        .submit(op::Send::new(&server, Buf::from("we still send")), 2)
+        .unwrap();
+    assert!(matches!(
+        h.next_for(2).outcome,
+        Outcome::Send { result: Ok(13), .. }
+    ));
+    assert_eq!(recv_exactly(&mut h, &client, 13), b"we still send");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+/// A shutdown of a socket that is not connected fails with `NotConnected` (`ENOTCONN`,
+/// `WSAENOTCONN`), whichever side it names.
+fn shutdown_of_a_socket_not_connected_is_an_error(b: Backend) {
+    let mut h = Harness::new(b);
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    h.port.associate(&sock).unwrap();
+    for (token, how) in [
+        std::net::Shutdown::Write,
+        std::net::Shutdown::Read,
+        std::net::Shutdown::Both,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.port
+            .submit(op::Shutdown::new(&sock, how), token as u64)
+            .unwrap();
+        match h.next_for(token as u64).outcome {
+            Outcome::Shutdown(Err(e)) => {
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::NotConnected,
+                    "{b} {how:?}: {e}"
+                )
+            }
+            other => panic!("{b} {how:?}: {other:?}"),
+        }
+    }
+    assert_eq!(h.port.in_flight(), 0);
 }
 
 /// On io_uring an op the kernel holds may only end with the kernel's completion, also when a

@@ -269,6 +269,10 @@ impl Iocp {
 
     /// Issues op `id`'s overlapped call (or, for a multishot accept, all of them).
     pub(in crate::sys) fn start(&mut self, table: &mut OpTable, id: OpId) -> Start {
+        if let Some(Op::Shutdown(s)) = table.get(id).map(|e| &e.op) {
+            // Synchronous: no overlapped call, no Side.
+            return ops::shutdown::iocp::start(s);
+        }
         self.ensure_side(table, id);
         let Some(entry) = table.get_mut(id) else {
             return Start::Done(Report::cancelled());
@@ -297,7 +301,9 @@ impl Iocp {
             }
             Op::Connect(c) => unsafe { ops::connect::iocp::start(c, side, &self.ext) },
             Op::Nop(_) => unsafe { ops::nop::iocp::start(side, &self.port) },
-            Op::Close(_) | Op::Timeout(_) => unreachable!("close and timeout issue no call"),
+            Op::Close(_) | Op::Timeout(_) | Op::Shutdown(_) => {
+                unreachable!("close, timeout and shutdown issue no overlapped call")
+            }
         }
     }
 
@@ -325,7 +331,7 @@ impl Iocp {
         raw: Report,
     ) -> Option<OpId> {
         let entry = table.get_mut(id)?;
-        let lane = entry.op.sock().zip(Dir::of(entry.op.kind()));
+        let lane = entry.op.sock().zip(Dir::of(&entry.op));
         if let Some(side) = entry.side.take() {
             self.recycle(side);
         }
@@ -428,7 +434,7 @@ impl Iocp {
             Some(OpKind::Accept) => self.accepted_one(table, id, status),
             Some(OpKind::AcceptMulti) => self.accepted_multi(table, id, slot, status),
             Some(OpKind::RecvMulti) => self.readable(table, id, status),
-            Some(OpKind::Close | OpKind::Timeout) | None => {}
+            Some(OpKind::Close | OpKind::Timeout | OpKind::Shutdown) | None => {}
         }
     }
 }
@@ -493,7 +499,7 @@ impl Driver for Iocp {
             _ => {}
         }
         let sock = entry.op.sock().expect("socket ops name their socket");
-        let dir = Dir::of(kind).expect("socket ops have a direction");
+        let dir = Dir::of(&entry.op);
         let attached = if kind == OpKind::Connect {
             // The op owns a live socket: ops queued under its handle value were for a socket
             // gone. The caller may have associated it with this port (`Port::associate`), so
@@ -510,8 +516,14 @@ impl Driver for Iocp {
             table.complete(id, Report::done(Err(e)));
             return Ok(());
         }
-        if self.lanes.push(sock, dir, id) {
-            self.run_lane(table, id);
+        match dir {
+            Some(dir) => {
+                if self.lanes.push(sock, dir, id) {
+                    self.run_lane(table, id);
+                }
+            }
+            // Waits in no lane (a shutdown of the receiving side, see `Dir::of`): now.
+            None => self.run_lane(table, id),
         }
         Ok(())
     }

@@ -117,6 +117,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         (opcode::Send::CODE, "SEND"),
         (opcode::RecvMsg::CODE, "RECVMSG"),
         (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::Shutdown::CODE, "SHUTDOWN"),
         (opcode::Close::CODE, "CLOSE"),
         (opcode::Timeout::CODE, "TIMEOUT"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
@@ -289,7 +290,7 @@ impl Uring {
         let more = cqueue::more(flags);
         let lane = table
             .get(id)
-            .and_then(|e| Some((e.op.sock()?, Dir::of(e.op.kind())?)));
+            .and_then(|e| Some((e.op.sock()?, Dir::of(&e.op)?)));
         let picked = cqueue::buffer_select(flags).and_then(|bid| {
             self.pool
                 .take_provided(bid, usize::try_from(res).unwrap_or(0))
@@ -376,6 +377,7 @@ impl Uring {
             Op::Send(s) => ops::send::uring::sqe(s),
             Op::RecvFrom(r) => ops::recv_from::uring::sqe(r, side.get_or_insert_with(Side::boxed)),
             Op::SendTo(s) => ops::send_to::uring::sqe(s, side.get_or_insert_with(Side::boxed)),
+            Op::Shutdown(s) => ops::shutdown::uring::sqe(s),
             Op::Close(c) => {
                 // From here the kernel owns the descriptor: the close consumes it.
                 let fd = c
@@ -446,7 +448,7 @@ impl Driver for Uring {
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
         let entry = table.get(id).expect("submitted op is in the table");
         let kind = entry.op.kind();
-        let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(kind)) else {
+        let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(&entry.op)) else {
             return self.start(table, id).map(drop);
         };
         if kind == OpKind::Connect {
