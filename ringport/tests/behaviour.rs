@@ -44,6 +44,14 @@ on_every_backend!(
     shutdown_write_waits_for_queued_sends_then_ends_the_stream,
     shutdown_read_completes,
     shutdown_of_a_socket_not_connected_is_an_error,
+    a_connect_that_gets_no_answer_times_out_once,
+    a_connect_in_time_is_not_timed_out,
+    a_recv_on_a_silent_peer_times_out,
+    a_recv_whose_data_comes_first_gets_it,
+    a_recv_queued_behind_another_times_out_from_its_submission,
+    a_send_that_times_out_reports_what_went_out,
+    a_user_cancel_beats_the_timer,
+    multishot_ops_take_no_timeout,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -1239,6 +1247,217 @@ fn shutdown_of_a_socket_not_connected_is_an_error(b: Backend) {
         }
     }
     assert_eq!(h.port.in_flight(), 0);
+}
+
+/// The timeout of the linked-timeout tests, and the most it may overrun on a busy machine.
+const LINKED: Duration = Duration::from_millis(300);
+const OVERRUN: Duration = Duration::from_secs(10);
+
+/// Asserts that `c` is the timed-out end of its op, at least [`LINKED`] and at most
+/// [`OVERRUN`] after `start`, and that no other completion follows for it.
+fn assert_timed_out(h: &mut Harness, b: Backend, c: &ringport::Completion, start: Instant) {
+    let took = start.elapsed();
+    let e = c.error().unwrap_or_else(|| panic!("{b}: {c:?}"));
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{b}: {e}");
+    assert!(!c.is_cancelled() && !c.more, "{b}: {c:?}");
+    assert!(took >= LINKED, "{b}: timed out after {took:?}");
+    assert!(took < OVERRUN, "{b}: timed out only after {took:?}");
+    let later = h.drain_for(LINKED * 2);
+    assert!(
+        later.iter().all(|l| l.id != c.id),
+        "{b}: a second completion: {later:?}"
+    );
+}
+
+/// A listener (backlog 0) whose accept queue is full and never accepted from: the kernel drops
+/// further SYNs, so a connect to it gets no answer. Returns it and the connections filling it.
+fn listener_that_never_answers() -> (std::net::TcpListener, Vec<TcpStream>) {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let l: std::net::TcpListener = sock.into();
+    let addr = l.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..64 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => filling.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return (l, filling),
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+    }
+    panic!(
+        "the accept queue never filled ({} connections)",
+        filling.len()
+    );
+}
+
+fn a_connect_that_gets_no_answer_times_out_once(b: Backend) {
+    let mut h = Harness::new(b);
+    let (l, _filling) = listener_that_never_answers();
+    let start = Instant::now();
+    h.port
+        .submit_with_timeout(
+            op::Connect::new(l.local_addr().unwrap()).unwrap(),
+            1,
+            LINKED,
+        )
+        .unwrap();
+    let c = h.next_for(1);
+    assert!(matches!(c.outcome, Outcome::Connect(Err(_))), "{b}: {c:?}");
+    assert_timed_out(&mut h, b, &c, start);
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn a_connect_in_time_is_not_timed_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    h.port
+        .submit_with_timeout(
+            op::Connect::new(l.local_addr().unwrap()).unwrap(),
+            1,
+            LINKED,
+        )
+        .unwrap();
+    let c = h.next_for(1);
+    let Outcome::Connect(Ok(stream)) = c.outcome else {
+        panic!("{b}: {c:?}")
+    };
+    let later = h.drain_for(LINKED * 2);
+    assert!(later.is_empty(), "{b}: after the connect: {later:?}");
+    assert_eq!(h.port.in_flight(), 0);
+    drop(stream);
+}
+
+fn a_recv_on_a_silent_peer_times_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    let start = Instant::now();
+    let mut buf = Buf::with_capacity(64);
+    buf.extend_from_slice(b"kept");
+    h.port
+        .submit_with_timeout(op::Recv::new(&server, buf), 1, LINKED)
+        .unwrap();
+    let c = h.next_for(1);
+    assert_timed_out(&mut h, b, &c, start);
+    match c.outcome {
+        Outcome::Recv { buf, .. } => assert_eq!(&buf[..], b"kept", "{b}: the buffer comes back"),
+        other => panic!("{b}: {other:?}"),
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn a_recv_whose_data_comes_first_gets_it(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit_with_timeout(op::Recv::new(&server, Buf::with_capacity(64)), 1, LINKED)
+        .unwrap();
+    h.port
+        .submit(op::Send::new(&client, Buf::from("in time")), 2)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 7, "{b}");
+            assert_eq!(&buf[..], b"in time");
+        }
+        other => panic!("{b}: {other:?}"),
+    }
+    h.next_for(2);
+    let later = h.drain_for(LINKED * 2);
+    assert!(later.is_empty(), "{b}: after the recv: {later:?}");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+/// The deadline counts from the submission, also while the op waits in its lane behind
+/// another (which the timeout leaves alone).
+fn a_recv_queued_behind_another_times_out_from_its_submission(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 1)
+        .unwrap();
+    let start = Instant::now();
+    h.port
+        .submit_with_timeout(op::Recv::new(&server, Buf::with_capacity(64)), 2, LINKED)
+        .unwrap();
+    let c = h.next_for(2);
+    assert_timed_out(&mut h, b, &c, start);
+    h.port
+        .submit(op::Send::new(&client, Buf::from("first")), 3)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 5, "{b}");
+            assert_eq!(&buf[..], b"first");
+        }
+        other => panic!("{b}: {other:?}"),
+    }
+}
+
+/// A send that times out part-way reports the bytes that went out, as a cancelled one does;
+/// one that got none out reports the timeout.
+fn a_send_that_times_out_reports_what_went_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, _server) = h.pair(&l);
+    let data = pattern_bytes(0, 32 << 20); // far more than the socket buffers hold
+    let start = Instant::now();
+    h.port
+        .submit_with_timeout(op::Send::new(&client, Buf::from(&data[..])), 1, LINKED)
+        .unwrap();
+    let c = h.next_for(1);
+    let took = start.elapsed();
+    assert!(
+        took >= LINKED && took < OVERRUN,
+        "{b}: ended after {took:?}"
+    );
+    match c.outcome {
+        Outcome::Send { result: Ok(n), .. } => assert!(n < data.len(), "{b}: {n}"),
+        Outcome::Send { result: Err(e), .. } => {
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{b}: {e}")
+        }
+        other => panic!("{b}: {other:?}"),
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn a_user_cancel_beats_the_timer(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    let id = h
+        .port
+        .submit_with_timeout(op::Recv::new(&server, Buf::with_capacity(64)), 1, LINKED)
+        .unwrap();
+    assert!(h.drain_for(Duration::from_millis(30)).is_empty());
+    h.port.cancel(id).unwrap();
+    let c = h.next_for(1);
+    assert!(c.is_cancelled(), "{b}: cancelled, not timed out: {c:?}");
+    let later = h.drain_for(LINKED * 2);
+    assert!(later.is_empty(), "{b}: after the cancel: {later:?}");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn multishot_ops_take_no_timeout(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    for e in [
+        h.port
+            .submit_with_timeout(op::AcceptMulti::new(&l), 1, LINKED)
+            .unwrap_err(),
+        h.port
+            .submit_with_timeout(op::RecvMulti::new(&server), 2, LINKED)
+            .unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{b}: {e}");
+    }
+    assert_eq!(h.port.in_flight(), 0);
+    assert!(h.drain_for(Duration::from_millis(30)).is_empty());
 }
 
 /// On io_uring an op the kernel holds may only end with the kernel's completion, also when a

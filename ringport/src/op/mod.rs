@@ -64,7 +64,6 @@ pub use send::Send;
 pub use send_to::SendTo;
 pub use shutdown::Shutdown;
 pub use timeout::Timeout;
-#[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // io_uring only
 pub(crate) use timeout::When;
 
 /// The kind of an operation, e.g. to ask a port whether its backend supports it.

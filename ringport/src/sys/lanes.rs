@@ -336,6 +336,10 @@ pub(crate) trait LanePolicy: LaneHooks {
     fn socket_gone(&mut self, table: &mut OpTable, fd: RawSock, why: Gone) {
         let (heads, waiting) = self.lanes().drain(fd);
         for id in heads.into_iter().chain(waiting) {
+            // Ended because the socket went, not by a linked timeout.
+            if let Some(entry) = table.get_mut(id) {
+                entry.cancel_asked = true;
+            }
             if self.in_kernel(table, id) {
                 self.abandon(table, id, why);
                 continue;

@@ -227,6 +227,13 @@ impl Epoll {
         }
     }
 
+    /// Completes the timeouts that are due, and cancels the ops whose linked deadline passed.
+    fn fire_timers(&mut self, table: &mut OpTable) {
+        for id in self.timers.fire(table, |_, _| false) {
+            let _ = Driver::cancel(self, table, id);
+        }
+    }
+
     fn complete(&mut self, table: &mut OpTable, id: OpId, raw: Report) {
         if let Some(sock) = &raw.sock {
             use std::os::fd::AsRawFd;
@@ -297,6 +304,9 @@ impl Driver for Epoll {
     }
 
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        if let Some(deadline) = table.get(id).and_then(|e| e.deadline) {
+            self.timers.add_linked(table, id, deadline);
+        }
         let entry = table.get_mut(id).expect("submitted op is in the table");
         match &mut entry.op {
             Op::Timeout(t) => {
@@ -357,7 +367,7 @@ impl Driver for Epoll {
         if self.polls_skipped < POLL_EVERY {
             self.polls_skipped += 1;
             self.run_runnable(table);
-            self.timers.fire(table);
+            self.fire_timers(table);
             return Ok(());
         }
         self.wait(table, want, Some(Duration::ZERO))
@@ -371,7 +381,7 @@ impl Driver for Epoll {
     ) -> io::Result<()> {
         self.polls_skipped = 0;
         self.run_runnable(table);
-        self.timers.fire(table);
+        self.fire_timers(table);
 
         let timeout = if table.ready.is_empty() && self.runnable.is_empty() {
             self.timers.bound(timeout)
@@ -411,7 +421,7 @@ impl Driver for Epoll {
             }
         }
         self.ready_fds = ready;
-        self.timers.fire(table);
+        self.fire_timers(table);
         Ok(())
     }
 

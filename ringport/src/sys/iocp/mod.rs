@@ -378,6 +378,13 @@ impl Iocp {
         }
     }
 
+    /// Completes the timeouts that are due, and cancels the ops whose linked deadline passed.
+    fn fire_timers(&mut self, table: &mut OpTable) {
+        for id in self.timers.fire(table, |_, _| false) {
+            let _ = Driver::cancel(self, table, id);
+        }
+    }
+
     /// Handles one dequeued packet.
     fn on_packet(&mut self, table: &mut OpTable, packet: &OVERLAPPED_ENTRY) {
         if packet.lpCompletionKey != win::IO_KEY || packet.lpOverlapped.is_null() {
@@ -478,6 +485,9 @@ impl Driver for Iocp {
     }
 
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        if let Some(deadline) = table.get(id).and_then(|e| e.deadline) {
+            self.timers.add_linked(table, id, deadline);
+        }
         let entry = table.get_mut(id).expect("submitted op is in the table");
         let kind = entry.op.kind();
         match &entry.op {
@@ -567,7 +577,7 @@ impl Driver for Iocp {
         want: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        self.timers.fire(table);
+        self.fire_timers(table);
         let timeout = if table.ready.is_empty() {
             self.timers.bound(timeout)
         } else {
@@ -580,7 +590,7 @@ impl Driver for Iocp {
         for packet in &packets[..n] {
             self.on_packet(table, packet);
         }
-        self.timers.fire(table);
+        self.fire_timers(table);
         Ok(())
     }
 
