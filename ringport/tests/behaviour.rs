@@ -52,6 +52,7 @@ on_every_backend!(
     a_send_that_times_out_reports_what_went_out,
     a_user_cancel_beats_the_timer,
     multishot_ops_take_no_timeout,
+    stopping_accepting_refuses_new_connections,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -1458,6 +1459,51 @@ fn multishot_ops_take_no_timeout(b: Backend) {
     }
     assert_eq!(h.port.in_flight(), 0);
     assert!(h.drain_for(Duration::from_millis(30)).is_empty());
+}
+
+/// How to stop accepting (the docs of `op::AcceptMulti`): cancel the accept, then close the
+/// listener through the port. A new connection is then refused, not left in a backlog; the
+/// connection accepted before keeps working both ways.
+fn stopping_accepting_refuses_new_connections(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let addr = l.local_addr().unwrap();
+    let accept = h.port.submit(op::AcceptMulti::new(&l), 1).unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    let first = h.next_for(1);
+    assert!(first.more, "{b}: {first:?}");
+    let Outcome::Accept(Ok((server, _))) = first.outcome else {
+        panic!("{b}: {first:?}")
+    };
+    h.port.cancel(accept).unwrap();
+    let last = h.next_for(1);
+    assert!(!last.more && last.is_cancelled(), "{b}: {last:?}");
+    h.port.submit(op::Close::new(l), 2).unwrap();
+    assert!(
+        matches!(h.next_for(2).outcome, Outcome::Close(Ok(()))),
+        "{b}"
+    );
+
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{b}: {e}"),
+        Ok(s) => panic!("{b}: a connection after the close was taken: {s:?}"),
+    }
+
+    h.port
+        .submit(op::Send::new(&server, Buf::from("still here")), 3)
+        .unwrap();
+    assert!(matches!(
+        h.next_for(3).outcome,
+        Outcome::Send { result: Ok(10), .. }
+    ));
+    client.set_nonblocking(false).unwrap();
+    client.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let mut got = [0u8; 10];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still here");
+    client.write_all(b"and you").unwrap();
+    assert_eq!(recv_exactly(&mut h, &server, 7), b"and you", "{b}");
+    assert_eq!(h.port.in_flight(), 0);
 }
 
 /// On io_uring an op the kernel holds may only end with the kernel's completion, also when a
