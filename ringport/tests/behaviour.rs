@@ -41,6 +41,18 @@ on_every_backend!(
     connect_from_a_bound_socket,
     cancelled_send_reports_exactly_what_went_out,
     sockets_belong_to_the_port_that_first_uses_them,
+    shutdown_write_waits_for_queued_sends_then_ends_the_stream,
+    shutdown_read_completes,
+    shutdown_of_a_socket_not_connected_is_an_error,
+    a_connect_that_gets_no_answer_times_out_once,
+    a_connect_in_time_is_not_timed_out,
+    a_recv_on_a_silent_peer_times_out,
+    a_recv_whose_data_comes_first_gets_it,
+    a_recv_queued_behind_another_times_out_from_its_submission,
+    a_send_that_times_out_reports_what_went_out,
+    a_user_cancel_beats_the_timer,
+    multishot_ops_take_no_timeout,
+    stopping_accepting_refuses_new_connections,
 );
 
 fn accept_connect_echo(b: Backend) {
@@ -1098,6 +1110,400 @@ fn cancelled_send_reports_exactly_what_went_out(b: Backend) {
         }
         Err(_) => assert!(got.len() <= sent, "no byte beyond the reported ones"),
     }
+}
+
+/// A pair whose client has a 4 KiB send buffer (and, on Unix, an Ethernet-sized MSS, as in
+/// `sixteen_mib_through_small_send_buffer`): a large send from it stays in the kernel until the
+/// peer reads.
+fn pair_with_small_send_buffer(
+    h: &mut Harness,
+    l: &std::net::TcpListener,
+) -> (TcpStream, TcpStream) {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.set_send_buffer_size(4096).unwrap();
+    #[cfg(unix)]
+    sock.set_tcp_mss(1400).unwrap();
+    h.port.submit(op::Accept::new(l), 1).unwrap();
+    h.port
+        .submit(op::Connect::with_socket(sock, l.local_addr().unwrap()), 2)
+        .unwrap();
+    let Outcome::Accept(Ok((server, _))) = h.next_for(1).outcome else {
+        panic!("accept")
+    };
+    let Outcome::Connect(Ok(client)) = h.next_for(2).outcome else {
+        panic!("connect")
+    };
+    (client, server)
+}
+
+/// A `Shutdown(Write)` submitted behind large sends that are still in the kernel runs only after
+/// them: the peer reads every byte, in order, then the end of the stream; and it is a
+/// half-close: the peer can still send, and we receive it.
+fn shutdown_write_waits_for_queued_sends_then_ends_the_stream(b: Backend) {
+    const SENDS: u64 = 4;
+    const LEN: usize = 1 << 20;
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, mut server) = pair_with_small_send_buffer(&mut h, &l);
+    for i in 0..SENDS {
+        let buf = Buf::from(pattern_bytes(i * LEN as u64, LEN));
+        h.port.submit(op::Send::new(&client, buf), 10 + i).unwrap();
+    }
+    h.port
+        .submit(op::Shutdown::new(&client, std::net::Shutdown::Write), 20)
+        .unwrap();
+    // Nobody reads yet: the sends (and so the shutdown) cannot have finished.
+    assert!(
+        h.drain_for(Duration::from_millis(100)).is_empty(),
+        "{b}: the sends wait for the peer"
+    );
+    server.set_nonblocking(false).unwrap();
+    server.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        server.read_to_end(&mut all).unwrap(); // up to the end of the stream
+        server.write_all(b"still open this way").unwrap();
+        (all, server)
+    });
+    let mut order = Vec::new();
+    for _ in 0..=SENDS {
+        let c = h.next();
+        match c.outcome {
+            Outcome::Send { result, buf } => assert_eq!(result.unwrap(), buf.len(), "{b}"),
+            Outcome::Shutdown(result) => result.unwrap(),
+            other => panic!("{b}: {other:?}"),
+        }
+        order.push(c.token);
+    }
+    assert_eq!(
+        order,
+        [10, 11, 12, 13, 20],
+        "{b}: the shutdown comes after the sends"
+    );
+    let (all, _server) = reader.join().unwrap();
+    assert_eq!(all.len(), SENDS as usize * LEN, "{b}: every byte, then EOF");
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, &byte)| byte == pattern(i as u64)),
+        "{b}: the bytes in order"
+    );
+    assert_eq!(
+        recv_exactly(&mut h, &client, 19),
+        b"still open this way",
+        "{b}: a half-close: we still receive"
+    );
+}
+
+/// `Shutdown(Read)` runs at once, also with a receive pending, and leaves the sending side
+/// working.
+fn shutdown_read_completes(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit(op::Shutdown::new(&server, std::net::Shutdown::Read), 1)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Shutdown(result) => result.unwrap(),
+        other => panic!("{b}: {other:?}"),
+    }
+    h.port
+        .submit(op::Send::new(&server, Buf::from("we still send")), 2)
+        .unwrap();
+    assert!(matches!(
+        h.next_for(2).outcome,
+        Outcome::Send { result: Ok(13), .. }
+    ));
+    assert_eq!(recv_exactly(&mut h, &client, 13), b"we still send");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+/// A shutdown of a socket that is not connected fails with `NotConnected` (`ENOTCONN`,
+/// `WSAENOTCONN`), whichever side it names.
+fn shutdown_of_a_socket_not_connected_is_an_error(b: Backend) {
+    let mut h = Harness::new(b);
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    h.port.associate(&sock).unwrap();
+    for (token, how) in [
+        std::net::Shutdown::Write,
+        std::net::Shutdown::Read,
+        std::net::Shutdown::Both,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.port
+            .submit(op::Shutdown::new(&sock, how), token as u64)
+            .unwrap();
+        match h.next_for(token as u64).outcome {
+            Outcome::Shutdown(Err(e)) => {
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::NotConnected,
+                    "{b} {how:?}: {e}"
+                )
+            }
+            other => panic!("{b} {how:?}: {other:?}"),
+        }
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+/// The timeout of the linked-timeout tests, and the most it may overrun on a busy machine.
+const LINKED: Duration = Duration::from_millis(300);
+const OVERRUN: Duration = Duration::from_secs(10);
+
+/// Asserts that `c` is the timed-out end of its op, at least [`LINKED`] and at most
+/// [`OVERRUN`] after `start`, and that no other completion follows for it.
+fn assert_timed_out(h: &mut Harness, b: Backend, c: &ringport::Completion, start: Instant) {
+    let took = start.elapsed();
+    let e = c.error().unwrap_or_else(|| panic!("{b}: {c:?}"));
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{b}: {e}");
+    assert!(!c.is_cancelled() && !c.more, "{b}: {c:?}");
+    assert!(took >= LINKED, "{b}: timed out after {took:?}");
+    assert!(took < OVERRUN, "{b}: timed out only after {took:?}");
+    let later = h.drain_for(LINKED * 2);
+    assert!(
+        later.iter().all(|l| l.id != c.id),
+        "{b}: a second completion: {later:?}"
+    );
+}
+
+/// A listener (backlog 0) whose accept queue is full and never accepted from: the kernel drops
+/// further SYNs, so a connect to it gets no answer. Returns it and the connections filling it.
+fn listener_that_never_answers() -> (std::net::TcpListener, Vec<TcpStream>) {
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let l: std::net::TcpListener = sock.into();
+    let addr = l.local_addr().unwrap();
+    let mut filling = Vec::new();
+    for _ in 0..64 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => filling.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return (l, filling),
+            Err(e) => panic!("filling the accept queue: {e}"),
+        }
+    }
+    panic!(
+        "the accept queue never filled ({} connections)",
+        filling.len()
+    );
+}
+
+fn a_connect_that_gets_no_answer_times_out_once(b: Backend) {
+    let mut h = Harness::new(b);
+    let (l, _filling) = listener_that_never_answers();
+    let start = Instant::now();
+    h.port
+        .submit_with_timeout(
+            op::Connect::new(l.local_addr().unwrap()).unwrap(),
+            1,
+            LINKED,
+        )
+        .unwrap();
+    let c = h.next_for(1);
+    assert!(matches!(c.outcome, Outcome::Connect(Err(_))), "{b}: {c:?}");
+    assert_timed_out(&mut h, b, &c, start);
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn a_connect_in_time_is_not_timed_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    h.port
+        .submit_with_timeout(
+            op::Connect::new(l.local_addr().unwrap()).unwrap(),
+            1,
+            LINKED,
+        )
+        .unwrap();
+    let c = h.next_for(1);
+    let Outcome::Connect(Ok(stream)) = c.outcome else {
+        panic!("{b}: {c:?}")
+    };
+    let later = h.drain_for(LINKED * 2);
+    assert!(later.is_empty(), "{b}: after the connect: {later:?}");
+    assert_eq!(h.port.in_flight(), 0);
+    drop(stream);
+}
+
+fn a_recv_on_a_silent_peer_times_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    let start = Instant::now();
+    let mut buf = Buf::with_capacity(64);
+    buf.extend_from_slice(b"kept");
+    h.port
+        .submit_with_timeout(op::Recv::new(&server, buf), 1, LINKED)
+        .unwrap();
+    let c = h.next_for(1);
+    assert_timed_out(&mut h, b, &c, start);
+    match c.outcome {
+        Outcome::Recv { buf, .. } => assert_eq!(&buf[..], b"kept", "{b}: the buffer comes back"),
+        other => panic!("{b}: {other:?}"),
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn a_recv_whose_data_comes_first_gets_it(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit_with_timeout(op::Recv::new(&server, Buf::with_capacity(64)), 1, LINKED)
+        .unwrap();
+    h.port
+        .submit(op::Send::new(&client, Buf::from("in time")), 2)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 7, "{b}");
+            assert_eq!(&buf[..], b"in time");
+        }
+        other => panic!("{b}: {other:?}"),
+    }
+    h.next_for(2);
+    let later = h.drain_for(LINKED * 2);
+    assert!(later.is_empty(), "{b}: after the recv: {later:?}");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+/// The deadline counts from the submission, also while the op waits in its lane behind
+/// another (which the timeout leaves alone).
+fn a_recv_queued_behind_another_times_out_from_its_submission(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, server) = h.pair(&l);
+    h.port
+        .submit(op::Recv::new(&server, Buf::with_capacity(64)), 1)
+        .unwrap();
+    let start = Instant::now();
+    h.port
+        .submit_with_timeout(op::Recv::new(&server, Buf::with_capacity(64)), 2, LINKED)
+        .unwrap();
+    let c = h.next_for(2);
+    assert_timed_out(&mut h, b, &c, start);
+    h.port
+        .submit(op::Send::new(&client, Buf::from("first")), 3)
+        .unwrap();
+    match h.next_for(1).outcome {
+        Outcome::Recv { result, buf } => {
+            assert_eq!(result.unwrap(), 5, "{b}");
+            assert_eq!(&buf[..], b"first");
+        }
+        other => panic!("{b}: {other:?}"),
+    }
+}
+
+/// A send that times out part-way reports the bytes that went out, as a cancelled one does;
+/// one that got none out reports the timeout.
+fn a_send_that_times_out_reports_what_went_out(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (client, _server) = h.pair(&l);
+    let data = pattern_bytes(0, 32 << 20); // far more than the socket buffers hold
+    let start = Instant::now();
+    h.port
+        .submit_with_timeout(op::Send::new(&client, Buf::from(&data[..])), 1, LINKED)
+        .unwrap();
+    let c = h.next_for(1);
+    let took = start.elapsed();
+    assert!(
+        took >= LINKED && took < OVERRUN,
+        "{b}: ended after {took:?}"
+    );
+    match c.outcome {
+        Outcome::Send { result: Ok(n), .. } => assert!(n < data.len(), "{b}: {n}"),
+        Outcome::Send { result: Err(e), .. } => {
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{b}: {e}")
+        }
+        other => panic!("{b}: {other:?}"),
+    }
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn a_user_cancel_beats_the_timer(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    let id = h
+        .port
+        .submit_with_timeout(op::Recv::new(&server, Buf::with_capacity(64)), 1, LINKED)
+        .unwrap();
+    assert!(h.drain_for(Duration::from_millis(30)).is_empty());
+    h.port.cancel(id).unwrap();
+    let c = h.next_for(1);
+    assert!(c.is_cancelled(), "{b}: cancelled, not timed out: {c:?}");
+    let later = h.drain_for(LINKED * 2);
+    assert!(later.is_empty(), "{b}: after the cancel: {later:?}");
+    assert_eq!(h.port.in_flight(), 0);
+}
+
+fn multishot_ops_take_no_timeout(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let (_client, server) = h.pair(&l);
+    for e in [
+        h.port
+            .submit_with_timeout(op::AcceptMulti::new(&l), 1, LINKED)
+            .unwrap_err(),
+        h.port
+            .submit_with_timeout(op::RecvMulti::new(&server), 2, LINKED)
+            .unwrap_err(),
+    ] {
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{b}: {e}");
+    }
+    assert_eq!(h.port.in_flight(), 0);
+    assert!(h.drain_for(Duration::from_millis(30)).is_empty());
+}
+
+/// How to stop accepting (the docs of `op::AcceptMulti`): cancel the accept, then close the
+/// listener through the port. A new connection is then refused, not left in a backlog; the
+/// connection accepted before keeps working both ways.
+fn stopping_accepting_refuses_new_connections(b: Backend) {
+    let mut h = Harness::new(b);
+    let l = listener(&mut h.port);
+    let addr = l.local_addr().unwrap();
+    let accept = h.port.submit(op::AcceptMulti::new(&l), 1).unwrap();
+    let mut client = TcpStream::connect(addr).unwrap();
+    let first = h.next_for(1);
+    assert!(first.more, "{b}: {first:?}");
+    let Outcome::Accept(Ok((server, _))) = first.outcome else {
+        panic!("{b}: {first:?}")
+    };
+    h.port.cancel(accept).unwrap();
+    let last = h.next_for(1);
+    assert!(!last.more && last.is_cancelled(), "{b}: {last:?}");
+    h.port.submit(op::Close::new(l), 2).unwrap();
+    assert!(
+        matches!(h.next_for(2).outcome, Outcome::Close(Ok(()))),
+        "{b}"
+    );
+
+    match TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{b}: {e}"),
+        Ok(s) => panic!("{b}: a connection after the close was taken: {s:?}"),
+    }
+
+    h.port
+        .submit(op::Send::new(&server, Buf::from("still here")), 3)
+        .unwrap();
+    assert!(matches!(
+        h.next_for(3).outcome,
+        Outcome::Send { result: Ok(10), .. }
+    ));
+    client.set_nonblocking(false).unwrap();
+    client.set_read_timeout(Some(common::PATIENCE)).unwrap();
+    let mut got = [0u8; 10];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"still here");
+    client.write_all(b"and you").unwrap();
+    assert_eq!(recv_exactly(&mut h, &server, 7), b"and you", "{b}");
+    assert_eq!(h.port.in_flight(), 0);
 }
 
 /// On io_uring an op the kernel holds may only end with the kernel's completion, also when a

@@ -47,6 +47,18 @@ impl Accept {
 /// mostly hands such a connection out, since `accept4` still knows its peer; its first
 /// receive then fails with a reset. io_uring's multishot accept reports no peer address, and
 /// a reset connection has none left to ask for; IOCP's `AcceptEx` fails for it.)
+///
+/// # Stopping accepting
+///
+/// Cancelling the op ([`Port::cancel`](crate::Port::cancel)) stops the accepts, but the
+/// listener still listens: the kernel goes on completing handshakes into its backlog, and
+/// those clients wait for an accept that never comes. To stop accepting for good, cancel the
+/// accept, wait for its final completion (cancelled, `more` unset), then close the listener
+/// through the port with [`op::Close`](crate::op::Close) (or submit the close straight away:
+/// it cancels the socket's pending accepts itself). Once the close has completed, a new
+/// connection to the address is refused (`ECONNREFUSED`, `WSAECONNREFUSED`) instead of left
+/// hanging in a backlog, while the connections accepted before keep working: they are
+/// sockets of their own.
 #[derive(Debug)]
 pub struct AcceptMulti {
     pub(crate) listener: RawSock,

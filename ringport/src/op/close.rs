@@ -11,6 +11,11 @@ use crate::sock::{OwnedSock, RawSock};
 /// Cancels the socket's pending operations, then closes it.
 ///
 /// Completes with [`Outcome::Close`](crate::Outcome::Close).
+///
+/// Closing a listener is how a server stops accepting: its pending accepts end as cancelled,
+/// and once the close has completed new connections to its address are refused rather than
+/// queued; connections accepted before are not touched (see
+/// [`AcceptMulti`](crate::op::AcceptMulti#stopping-accepting)).
 #[derive(Debug)]
 pub struct Close {
     pub(crate) sock: Option<OwnedSock>,

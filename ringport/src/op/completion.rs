@@ -70,6 +70,9 @@ pub enum Outcome {
         /// The caller's buffer, unchanged.
         buf: Buf,
     },
+    /// An [`op::Shutdown`](crate::op::Shutdown): the half-close is done (for `Write`: after
+    /// every send submitted before it).
+    Shutdown(io::Result<()>),
     /// An [`op::Close`](crate::op::Close).
     Close(io::Result<()>),
     /// An [`op::Timeout`](crate::op::Timeout): `Ok(())` when the time came.
@@ -92,6 +95,7 @@ impl Completion {
             | Outcome::Send { result: Err(e), .. }
             | Outcome::RecvFrom { result: Err(e), .. }
             | Outcome::SendTo { result: Err(e), .. }
+            | Outcome::Shutdown(Err(e))
             | Outcome::Close(Err(e))
             | Outcome::Timeout(Err(e))
             | Outcome::Nop(Err(e)) => Some(e),

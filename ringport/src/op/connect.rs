@@ -10,7 +10,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Outcome;
 use super::Report;
-use crate::sock::RawSock;
+use crate::sock::{OwnedSock, RawSock};
 
 /// Connects a new TCP socket to an address.
 ///
@@ -33,9 +33,14 @@ impl Connect {
     /// Connect `sock`, a TCP socket you created (to set options such as `SO_SNDBUF` or to bind
     /// it first), to `addr`. The port associates it (if you have not already associated it
     /// with this port) and makes it non-blocking.
-    pub fn with_socket(sock: Socket, addr: SocketAddr) -> Connect {
+    ///
+    /// `sock` is any owned socket handle ([`OwnedSock`]: an `OwnedFd` on Unix, an
+    /// `OwnedSocket` on Windows), so a socket made with any version of `socket2`
+    /// (`socket2::Socket` converts into one) or by any other means will do; ringport's own
+    /// use of `socket2` does not leak into its API.
+    pub fn with_socket(sock: impl Into<OwnedSock>, addr: SocketAddr) -> Connect {
         Connect {
-            sock: Some(sock),
+            sock: Some(Socket::from(sock.into())),
             addr,
         }
     }

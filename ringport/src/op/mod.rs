@@ -44,6 +44,7 @@ mod recv_from;
 mod recv_multi;
 mod send;
 mod send_to;
+mod shutdown;
 mod timeout;
 
 pub use accept::{Accept, AcceptMulti};
@@ -61,8 +62,8 @@ pub use recv_from::RecvFrom;
 pub use recv_multi::RecvMulti;
 pub use send::Send;
 pub use send_to::SendTo;
+pub use shutdown::Shutdown;
 pub use timeout::Timeout;
-#[cfg_attr(not(target_os = "linux"), allow(unused_imports))] // io_uring only
 pub(crate) use timeout::When;
 
 /// The kind of an operation, e.g. to ask a port whether its backend supports it.
@@ -84,6 +85,8 @@ pub enum OpKind {
     RecvFrom,
     /// [`SendTo`]: one datagram.
     SendTo,
+    /// [`Shutdown`]: a half-close.
+    Shutdown,
     /// [`Close`].
     Close,
     /// [`Timeout`].
@@ -103,6 +106,7 @@ pub(crate) enum Op {
     Send(Send),
     RecvFrom(RecvFrom),
     SendTo(SendTo),
+    Shutdown(Shutdown),
     Close(Close),
     Timeout(Timeout),
     Nop(Nop),
@@ -154,6 +158,7 @@ impl Op {
             Op::Send(_) => OpKind::Send,
             Op::RecvFrom(_) => OpKind::RecvFrom,
             Op::SendTo(_) => OpKind::SendTo,
+            Op::Shutdown(_) => OpKind::Shutdown,
             Op::Close(_) => OpKind::Close,
             Op::Timeout(_) => OpKind::Timeout,
             Op::Nop(_) => OpKind::Nop,
@@ -171,6 +176,7 @@ impl Op {
             Op::Send(o) => Some(o.sock),
             Op::RecvFrom(o) => Some(o.sock),
             Op::SendTo(o) => Some(o.sock),
+            Op::Shutdown(o) => Some(o.sock),
             Op::Close(o) => o.raw(),
             Op::Timeout(_) | Op::Nop(_) => None,
         }
@@ -187,6 +193,7 @@ impl Op {
             Op::Send(o) => o.complete(raw),
             Op::RecvFrom(o) => o.complete(raw),
             Op::SendTo(o) => o.complete(raw),
+            Op::Shutdown(_) => Outcome::Shutdown(raw.res.map(drop)),
             Op::Close(_) => Outcome::Close(raw.res.map(drop)),
             Op::Timeout(_) => Outcome::Timeout(raw.res.map(drop)),
             Op::Nop(_) => Outcome::Nop(raw.res.map(drop)),
@@ -229,6 +236,7 @@ operation!(
     Send,
     RecvFrom,
     SendTo,
+    Shutdown,
     Close,
     Timeout,
     Nop

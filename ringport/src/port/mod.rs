@@ -17,7 +17,7 @@ pub(crate) use crate::sys::Faults;
 pub(crate) use crate::sys::{Backend, BackendChoice};
 
 use crate::buf::{BufPool, MAX_POOL_BUFS};
-use crate::op::{OpKind, Operation};
+use crate::op::{Op, OpKind, Operation, When};
 use crate::sock::AsSock;
 use crate::sys::{self, BACKEND_ENV, Driver, OpTable};
 
@@ -233,7 +233,51 @@ impl Port {
     /// fails when the operation cannot start at all: `Unsupported` when the backend lacks it
     /// (see [`supports`](Port::supports)), or an error of the port's own kernel object.
     pub fn submit(&mut self, op: impl Operation, token: u64) -> io::Result<OpId> {
+        self.start(op.into_op().0, token, None)
+    }
+
+    /// Starts an operation that must complete within `timeout`; its completion will carry
+    /// `token`.
+    ///
+    /// It completes once, like any op: with its own result if it finishes in time, or, if the
+    /// deadline passes first, the op is cancelled and completes with its usual outcome whose
+    /// error is [`io::ErrorKind::TimedOut`] (the buffer comes back as with any cancel). A result
+    /// the op had already produced is kept, as on a cancel: a send that got bytes out reports
+    /// `Ok(bytes)`, an op that finished in the race reports what it did. The deadline counts from
+    /// this call, also while the op waits in its socket's lane behind earlier ops (a send behind
+    /// a send). [`Port::cancel`] before the deadline ends it as cancelled, not timed out.
+    ///
+    /// Every op takes a timeout except the multishot ones ([`op::AcceptMulti`](crate::op::AcceptMulti),
+    /// [`op::RecvMulti`](crate::op::RecvMulti)), which run until cancelled by design: for them
+    /// this fails with `InvalidInput` (stop one with a separate [`op::Timeout`](crate::op::Timeout)
+    /// and [`Port::cancel`]). An [`op::Close`](crate::op::Close) completes without waiting on
+    /// every backend, so its timeout never comes into play.
+    ///
+    /// | backend  | how |
+    /// |----------|-----|
+    /// | io_uring | `IORING_OP_LINK_TIMEOUT` linked to the op's SQE (absolute, `CLOCK_MONOTONIC`); while the op still waits in its lane, the driver's deadline heap |
+    /// | epoll    | the driver's deadline heap; at the deadline the op is cancelled |
+    /// | IOCP     | the driver's deadline heap; at the deadline `CancelIoEx` (or, still in its lane, the op ends at once) |
+    pub fn submit_with_timeout(
+        &mut self,
+        op: impl Operation,
+        token: u64,
+        timeout: Duration,
+    ) -> io::Result<OpId> {
         let op = op.into_op().0;
+        let kind = op.kind();
+        if matches!(kind, OpKind::AcceptMulti | OpKind::RecvMulti) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{kind:?} runs until cancelled: it takes no timeout"),
+            ));
+        }
+        let deadline = When::After(timeout).deadline(Instant::now());
+        self.start(op, token, Some(deadline))
+    }
+
+    /// Puts `op` in the table (with its linked deadline, if any) and hands it to the driver.
+    fn start(&mut self, op: Op, token: u64, deadline: Option<Instant>) -> io::Result<OpId> {
         let kind = op.kind();
         if !self.driver.supports(kind) {
             return Err(io::Error::new(
@@ -245,6 +289,9 @@ impl Port {
             ));
         }
         let id = self.table.insert(op, token);
+        if let Some(entry) = self.table.get_mut(id) {
+            entry.deadline = deadline;
+        }
         if let Err(e) = self.driver.submit(&mut self.table, id) {
             // The op never reached the kernel: it (and its buffer) is dropped here.
             self.table.remove(id);
@@ -259,12 +306,13 @@ impl Port {
     /// its real result if it finished first (nothing it received is ever lost). Fails with
     /// `NotFound` if `id` is not in flight.
     pub fn cancel(&mut self, id: OpId) -> io::Result<()> {
-        if !self.table.contains(id) {
+        let Some(entry) = self.table.get_mut(id) else {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{id:?} is not in flight"),
             ));
-        }
+        };
+        entry.cancel_asked = true;
         self.driver.cancel(&mut self.table, id)
     }
 
@@ -272,6 +320,9 @@ impl Port {
     pub fn cancel_token(&mut self, token: u64) -> io::Result<usize> {
         let ids = self.table.ids_with_token(token);
         for &id in &ids {
+            if let Some(entry) = self.table.get_mut(id) {
+                entry.cancel_asked = true;
+            }
             self.driver.cancel(&mut self.table, id)?;
         }
         Ok(ids.len())

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::io;
 
 use super::OpTable;
-use crate::op::{OpId, OpKind, Report};
+use crate::op::{Op, OpId, OpKind, Report};
 use crate::sock::RawSock;
 
 /// The error of an op that waited in a lane while its socket was closed behind the port's back
@@ -43,15 +43,22 @@ pub(crate) enum Dir {
 }
 
 impl Dir {
-    /// The lane ops of `kind` use; `None` for ops on no socket (timeout) or that end one (close).
-    pub(crate) fn of(kind: OpKind) -> Option<Dir> {
-        match kind {
+    /// The lane `op` queues in; `None` for ops on no socket (timeout, nop), that end one
+    /// (close), or that must not wait behind the socket's receives (a shutdown of the
+    /// receiving side only: a pending receive may wait for data that never comes). A shutdown
+    /// of the sending side queues behind the sends, so it never cuts their bytes.
+    pub(crate) fn of(op: &Op) -> Option<Dir> {
+        match op.kind() {
             OpKind::Accept
             | OpKind::AcceptMulti
             | OpKind::Recv
             | OpKind::RecvMulti
             | OpKind::RecvFrom => Some(Dir::Read),
             OpKind::Connect | OpKind::Send | OpKind::SendTo => Some(Dir::Write),
+            OpKind::Shutdown => match op {
+                Op::Shutdown(s) if s.stops_sending() => Some(Dir::Write),
+                _ => None,
+            },
             OpKind::Close | OpKind::Timeout | OpKind::Nop => None,
         }
     }
@@ -329,6 +336,10 @@ pub(crate) trait LanePolicy: LaneHooks {
     fn socket_gone(&mut self, table: &mut OpTable, fd: RawSock, why: Gone) {
         let (heads, waiting) = self.lanes().drain(fd);
         for id in heads.into_iter().chain(waiting) {
+            // Ended because the socket went, not by a linked timeout.
+            if let Some(entry) = table.get_mut(id) {
+                entry.cancel_asked = true;
+            }
             if self.in_kernel(table, id) {
                 self.abandon(table, id, why);
                 continue;
@@ -346,7 +357,7 @@ pub(crate) trait LanePolicy: LaneHooks {
     fn cancel_waiting(&mut self, table: &mut OpTable, id: OpId) -> Option<(RawSock, Dir)> {
         let lane = table
             .get(id)
-            .and_then(|e| Some((e.op.sock()?, Dir::of(e.op.kind())?)));
+            .and_then(|e| Some((e.op.sock()?, Dir::of(&e.op)?)));
         let was_head = lane.is_some_and(|(fd, dir)| self.lanes().remove(fd, dir, id));
         let report = self.ended_early(table, id);
         table.complete(id, report);

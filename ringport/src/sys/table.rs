@@ -3,11 +3,13 @@
 //! the kernel.
 
 use std::collections::VecDeque;
+use std::io;
+use std::time::Instant;
 
 use slab::Slab;
 
 use super::Side;
-use crate::op::{Completion, Op, OpId, RESERVED_GEN, Report};
+use crate::op::{Completion, Op, OpId, RESERVED_GEN, Report, is_cancelled};
 
 /// One in-flight operation: the per-I/O data.
 #[derive(Debug)]
@@ -27,6 +29,33 @@ pub(crate) struct InFlight {
     /// which carry no one backend's state.
     #[cfg(unix)]
     pub marks: u8,
+    /// The deadline of a timeout linked to the op ([`Port::submit_with_timeout`](crate::Port::submit_with_timeout)),
+    /// counted from its submission.
+    pub deadline: Option<Instant>,
+    /// Someone asked the op to end: [`Port::cancel`](crate::Port::cancel), or its socket is
+    /// gone (closed through the port, or behind its back). A cancelled result is then that,
+    /// not a timeout.
+    pub cancel_asked: bool,
+    /// The op's linked deadline passed while no one else had asked it to end, and the driver
+    /// cancelled it for that: its cancelled result is a timeout.
+    pub expired: bool,
+}
+
+impl InFlight {
+    /// Whether a cancelled result of this op means its linked timeout ended it: it has one, and
+    /// either the driver cancelled it when the deadline passed, or (io_uring, where the kernel's
+    /// `IORING_OP_LINK_TIMEOUT` cancels it) nobody else asked it to end.
+    fn timed_out(&self) -> bool {
+        self.deadline.is_some() && (self.expired || !self.cancel_asked)
+    }
+}
+
+/// The error of an op whose linked timeout passed first ([`io::ErrorKind::TimedOut`]).
+pub(crate) fn timed_out_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "the operation's timeout passed before it completed",
+    )
 }
 
 /// The in-flight operations, and the completions made from them that `wait` has not returned yet.
@@ -53,6 +82,9 @@ impl OpTable {
             side: None,
             #[cfg(unix)]
             marks: 0,
+            deadline: None,
+            cancel_asked: false,
+            expired: false,
         });
         assert!(
             key < u32::MAX as usize,
@@ -82,10 +114,17 @@ impl OpTable {
 
     /// Turns the backend's result for `id` into a completion for the next `wait`. A final
     /// result (`raw.more == false`) removes the op. Returns false if `id` was not in flight.
-    pub fn complete(&mut self, id: OpId, raw: Report) -> bool {
+    ///
+    /// A cancelled result of an op whose linked timeout ended it becomes a
+    /// [`TimedOut`](io::ErrorKind::TimedOut) error (a partial result, such as the bytes a send
+    /// got out, stays as it is).
+    pub fn complete(&mut self, id: OpId, mut raw: Report) -> bool {
         let Some(entry) = self.get_mut(id) else {
             return false;
         };
+        if !raw.more && entry.timed_out() && raw.res.as_ref().is_err_and(is_cancelled) {
+            raw.res = Err(timed_out_error());
+        }
         let more = raw.more;
         let outcome = entry.op.complete(raw);
         let token = entry.token;

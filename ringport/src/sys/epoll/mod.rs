@@ -132,6 +132,7 @@ fn attempt(entry: &mut InFlight, fd: RawFd, pool: &BufPool, edge_follows: bool) 
         Op::Send(s) => ops::send::epoll::attempt(s, fd),
         Op::SendTo(s) => ops::send_to::epoll::attempt(s, fd),
         Op::Connect(c) => ops::connect::epoll::attempt(c, marks, fd),
+        Op::Shutdown(s) => ops::shutdown::epoll::attempt(s, fd),
         Op::Close(_) | Op::Timeout(_) | Op::Nop(_) => {
             unreachable!("close, timeout and nop wait on no socket")
         }
@@ -226,6 +227,13 @@ impl Epoll {
         }
     }
 
+    /// Completes the timeouts that are due, and cancels the ops whose linked deadline passed.
+    fn fire_timers(&mut self, table: &mut OpTable) {
+        for id in self.timers.fire(table, |_, _| false) {
+            let _ = Driver::cancel(self, table, id);
+        }
+    }
+
     fn complete(&mut self, table: &mut OpTable, id: OpId, raw: Report) {
         if let Some(sock) = &raw.sock {
             use std::os::fd::AsRawFd;
@@ -267,7 +275,7 @@ impl LaneStart for Epoll {
     fn start(&mut self, table: &mut OpTable, id: OpId) -> io::Result<Started> {
         let entry = table.get(id).expect("a started op is in the table");
         let fd = entry.op.sock().expect("socket ops name their socket");
-        let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
+        let dir = Dir::of(&entry.op).expect("socket ops have a direction");
         // `run` finishes in the lane every op it ends, and goes on to the next.
         self.run(table, fd, dir);
         Ok(Started::Running)
@@ -296,6 +304,9 @@ impl Driver for Epoll {
     }
 
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        if let Some(deadline) = table.get(id).and_then(|e| e.deadline) {
+            self.timers.add_linked(table, id, deadline);
+        }
         let entry = table.get_mut(id).expect("submitted op is in the table");
         match &mut entry.op {
             Op::Timeout(t) => {
@@ -311,6 +322,12 @@ impl Driver for Epoll {
                 table.complete(id, Report::done(Ok(0)));
                 return Ok(());
             }
+            Op::Shutdown(s) if !s.stops_sending() => {
+                // Waits in no lane (see `Dir::of`): performed now.
+                let report = ops::shutdown::epoll::now(s, s.sock);
+                table.complete(id, report);
+                return Ok(());
+            }
             Op::Connect(c) => {
                 // Made non-blocking below, as a socket new to this port.
                 let sock = c.sock.as_ref().expect("a connect owns its socket");
@@ -322,7 +339,7 @@ impl Driver for Epoll {
         }
         let entry = table.get(id).expect("submitted op is in the table");
         let fd = entry.op.sock().expect("socket ops name their socket");
-        let dir = Dir::of(entry.op.kind()).expect("socket ops have a direction");
+        let dir = Dir::of(&entry.op).expect("socket ops have a direction");
         if !self.flags(fd).nonblocking {
             // A socket new to this port: its first op associates it, once per socket (and per
             // reuse of its number the port learns of), as IOCP's first op does.
@@ -350,7 +367,7 @@ impl Driver for Epoll {
         if self.polls_skipped < POLL_EVERY {
             self.polls_skipped += 1;
             self.run_runnable(table);
-            self.timers.fire(table);
+            self.fire_timers(table);
             return Ok(());
         }
         self.wait(table, want, Some(Duration::ZERO))
@@ -364,7 +381,7 @@ impl Driver for Epoll {
     ) -> io::Result<()> {
         self.polls_skipped = 0;
         self.run_runnable(table);
-        self.timers.fire(table);
+        self.fire_timers(table);
 
         let timeout = if table.ready.is_empty() && self.runnable.is_empty() {
             self.timers.bound(timeout)
@@ -404,7 +421,7 @@ impl Driver for Epoll {
             }
         }
         self.ready_fds = ready;
-        self.timers.fire(table);
+        self.fire_timers(table);
         Ok(())
     }
 

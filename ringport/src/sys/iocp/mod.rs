@@ -269,6 +269,10 @@ impl Iocp {
 
     /// Issues op `id`'s overlapped call (or, for a multishot accept, all of them).
     pub(in crate::sys) fn start(&mut self, table: &mut OpTable, id: OpId) -> Start {
+        if let Some(Op::Shutdown(s)) = table.get(id).map(|e| &e.op) {
+            // Synchronous: no overlapped call, no Side.
+            return ops::shutdown::iocp::start(s);
+        }
         self.ensure_side(table, id);
         let Some(entry) = table.get_mut(id) else {
             return Start::Done(Report::cancelled());
@@ -297,7 +301,9 @@ impl Iocp {
             }
             Op::Connect(c) => unsafe { ops::connect::iocp::start(c, side, &self.ext) },
             Op::Nop(_) => unsafe { ops::nop::iocp::start(side, &self.port) },
-            Op::Close(_) | Op::Timeout(_) => unreachable!("close and timeout issue no call"),
+            Op::Close(_) | Op::Timeout(_) | Op::Shutdown(_) => {
+                unreachable!("close, timeout and shutdown issue no overlapped call")
+            }
         }
     }
 
@@ -325,7 +331,7 @@ impl Iocp {
         raw: Report,
     ) -> Option<OpId> {
         let entry = table.get_mut(id)?;
-        let lane = entry.op.sock().zip(Dir::of(entry.op.kind()));
+        let lane = entry.op.sock().zip(Dir::of(&entry.op));
         if let Some(side) = entry.side.take() {
             self.recycle(side);
         }
@@ -369,6 +375,13 @@ impl Iocp {
             cancelled_error()
         } else {
             win::status_error(status)
+        }
+    }
+
+    /// Completes the timeouts that are due, and cancels the ops whose linked deadline passed.
+    fn fire_timers(&mut self, table: &mut OpTable) {
+        for id in self.timers.fire(table, |_, _| false) {
+            let _ = Driver::cancel(self, table, id);
         }
     }
 
@@ -428,7 +441,7 @@ impl Iocp {
             Some(OpKind::Accept) => self.accepted_one(table, id, status),
             Some(OpKind::AcceptMulti) => self.accepted_multi(table, id, slot, status),
             Some(OpKind::RecvMulti) => self.readable(table, id, status),
-            Some(OpKind::Close | OpKind::Timeout) | None => {}
+            Some(OpKind::Close | OpKind::Timeout | OpKind::Shutdown) | None => {}
         }
     }
 }
@@ -472,6 +485,9 @@ impl Driver for Iocp {
     }
 
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
+        if let Some(deadline) = table.get(id).and_then(|e| e.deadline) {
+            self.timers.add_linked(table, id, deadline);
+        }
         let entry = table.get_mut(id).expect("submitted op is in the table");
         let kind = entry.op.kind();
         match &entry.op {
@@ -493,7 +509,7 @@ impl Driver for Iocp {
             _ => {}
         }
         let sock = entry.op.sock().expect("socket ops name their socket");
-        let dir = Dir::of(kind).expect("socket ops have a direction");
+        let dir = Dir::of(&entry.op);
         let attached = if kind == OpKind::Connect {
             // The op owns a live socket: ops queued under its handle value were for a socket
             // gone. The caller may have associated it with this port (`Port::associate`), so
@@ -510,8 +526,14 @@ impl Driver for Iocp {
             table.complete(id, Report::done(Err(e)));
             return Ok(());
         }
-        if self.lanes.push(sock, dir, id) {
-            self.run_lane(table, id);
+        match dir {
+            Some(dir) => {
+                if self.lanes.push(sock, dir, id) {
+                    self.run_lane(table, id);
+                }
+            }
+            // Waits in no lane (a shutdown of the receiving side, see `Dir::of`): now.
+            None => self.run_lane(table, id),
         }
         Ok(())
     }
@@ -555,7 +577,7 @@ impl Driver for Iocp {
         want: usize,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        self.timers.fire(table);
+        self.fire_timers(table);
         let timeout = if table.ready.is_empty() {
             self.timers.bound(timeout)
         } else {
@@ -568,7 +590,7 @@ impl Driver for Iocp {
         for packet in &packets[..n] {
             self.on_packet(table, packet);
         }
-        self.timers.fire(table);
+        self.fire_timers(table);
         Ok(())
     }
 

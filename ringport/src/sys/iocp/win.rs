@@ -23,13 +23,14 @@ use windows_sys::Win32::Foundation::{
     STATUS_TRANSACTION_ABORTED, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Networking::WinSock::{
-    FIONBIO, LPFN_ACCEPTEX, LPFN_CONNECTEX, LPFN_GETACCEPTEXSOCKADDRS,
-    SIO_GET_EXTENSION_FUNCTION_POINTER, SIO_UDP_CONNRESET, SO_TYPE, SO_UPDATE_ACCEPT_CONTEXT,
-    SO_UPDATE_CONNECT_CONTEXT, SOCK_DGRAM, SOCKADDR, SOCKADDR_STORAGE, SOCKET, SOCKET_ERROR,
-    SOL_SOCKET, WSAECONNABORTED, WSAECONNREFUSED, WSAECONNRESET, WSAEHOSTUNREACH, WSAENETUNREACH,
-    WSAENOTCONN, WSAENOTSOCK, WSAESHUTDOWN, WSAETIMEDOUT, WSAGetLastError, WSAID_ACCEPTEX,
-    WSAID_CONNECTEX, WSAID_GETACCEPTEXSOCKADDRS, WSAIoctl, closesocket, getsockname, getsockopt,
-    ioctlsocket, recv, setsockopt,
+    FIONBIO, LPFN_ACCEPTEX, LPFN_CONNECTEX, LPFN_GETACCEPTEXSOCKADDRS, SD_BOTH, SD_RECEIVE,
+    SD_SEND, SIO_GET_EXTENSION_FUNCTION_POINTER, SIO_UDP_CONNRESET, SO_TYPE,
+    SO_UPDATE_ACCEPT_CONTEXT, SO_UPDATE_CONNECT_CONTEXT, SOCK_DGRAM, SOCKADDR, SOCKADDR_STORAGE,
+    SOCKET, SOCKET_ERROR, SOL_SOCKET, WSAECONNABORTED, WSAECONNREFUSED, WSAECONNRESET,
+    WSAEHOSTUNREACH, WSAENETUNREACH, WSAENOTCONN, WSAENOTSOCK, WSAESHUTDOWN, WSAETIMEDOUT,
+    WSAGetLastError, WSAID_ACCEPTEX, WSAID_CONNECTEX, WSAID_GETACCEPTEXSOCKADDRS, WSAIoctl,
+    closesocket, getsockname, getsockopt, ioctlsocket, recv, setsockopt,
+    shutdown as winsock_shutdown,
 };
 use windows_sys::Win32::Storage::FileSystem::SetFileCompletionNotificationModes;
 use windows_sys::Win32::System::IO::{
@@ -397,6 +398,18 @@ pub(crate) fn recv_now(sock: RawSock, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: Winsock writes at most `len <= buf.len()` bytes into `buf`, which we borrow.
     let n = wsa_check(unsafe { recv(socket(sock), buf.as_mut_ptr(), len, 0) })?;
     Ok(n as usize)
+}
+
+/// Winsock `shutdown` (synchronous): ends one or both directions of a connection.
+pub(crate) fn shutdown(sock: RawSock, how: std::net::Shutdown) -> io::Result<()> {
+    let how = match how {
+        std::net::Shutdown::Read => SD_RECEIVE,
+        std::net::Shutdown::Write => SD_SEND,
+        std::net::Shutdown::Both => SD_BOTH,
+    };
+    // SAFETY: no memory is involved; a handle that is not a socket fails with WSAENOTSOCK.
+    wsa_check(unsafe { winsock_shutdown(socket(sock), how) })?;
+    Ok(())
 }
 
 /// `closesocket`, reporting its error (dropping an `OwnedSocket` would ignore it).

@@ -21,4 +21,5 @@ pub(super) mod recv_from;
 pub(super) mod recv_multi;
 pub(super) mod send;
 pub(super) mod send_to;
+pub(super) mod shutdown;
 pub(super) mod timeout;

@@ -84,6 +84,22 @@ pub(crate) fn connect(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
     Ok(())
 }
 
+/// The `shutdown(2)` constant for `how`.
+pub(crate) fn how(how: std::net::Shutdown) -> libc::c_int {
+    match how {
+        std::net::Shutdown::Read => libc::SHUT_RD,
+        std::net::Shutdown::Write => libc::SHUT_WR,
+        std::net::Shutdown::Both => libc::SHUT_RDWR,
+    }
+}
+
+/// `shutdown(2)`: ends one or both directions of a connection; never blocks.
+pub(crate) fn shutdown(fd: RawFd, how: std::net::Shutdown) -> io::Result<()> {
+    // SAFETY: no memory is involved; a wrong descriptor fails with `EBADF`/`ENOTSOCK`.
+    unsafe { syscall!(shutdown(fd, self::how(how)))? };
+    Ok(())
+}
+
 /// The pending error of a socket (`SO_ERROR`), clearing it.
 pub(crate) fn take_error(fd: RawFd) -> io::Result<Option<io::Error>> {
     let mut err: libc::c_int = 0;

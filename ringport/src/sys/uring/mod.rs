@@ -26,6 +26,7 @@ use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::buf_ring::BufRing;
 use super::lanes::{Dir, Gone, LaneHooks, LanePolicy, LaneServe, LaneStart, Lanes, Started};
+use super::timers::Timers;
 use super::unix::{Waker, net};
 use super::{Backend, InFlight, OpTable, ops};
 use super::{Driver, Opened, Settings};
@@ -56,6 +57,8 @@ pub(crate) struct Side {
     pub(in crate::sys) msg: libc::msghdr,
     pub(in crate::sys) iov: libc::iovec,
     pub(in crate::sys) ts: Timespec,
+    /// The deadline of the op's linked timeout (`IORING_OP_LINK_TIMEOUT`).
+    pub(in crate::sys) link_ts: Timespec,
 }
 
 // SAFETY: the raw pointers in `msg` and `iov` point into this same box or into the op's own
@@ -117,8 +120,10 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         (opcode::Send::CODE, "SEND"),
         (opcode::RecvMsg::CODE, "RECVMSG"),
         (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::Shutdown::CODE, "SHUTDOWN"),
         (opcode::Close::CODE, "CLOSE"),
         (opcode::Timeout::CODE, "TIMEOUT"),
+        (opcode::LinkTimeout::CODE, "LINK_TIMEOUT"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
         (opcode::Read::CODE, "READ"),
         (opcode::Nop::CODE, "NOP"),
@@ -162,6 +167,7 @@ pub(crate) fn open(settings: &Settings) -> io::Result<Opened> {
         waker_armed: false,
         cqes: Vec::with_capacity(depth as usize),
         lanes: Lanes::default(),
+        timers: Timers::default(),
     };
     Ok(Opened {
         driver: Box::new(driver),
@@ -189,6 +195,9 @@ pub(in crate::sys) struct Uring {
     lanes: Lanes<()>,
     /// The kernel can cap a multishot recv's bytes itself (`sqe->optlen`, Linux 6.17+).
     recv_limit: bool,
+    /// Linked deadlines of ops still waiting in their lanes (the kernel's link timeout takes
+    /// over once an op is in the kernel).
+    timers: Timers,
 }
 
 /// Sets `optlen` of an SQE: the byte cap of a multishot recv (Linux 6.17+), a field the
@@ -289,7 +298,7 @@ impl Uring {
         let more = cqueue::more(flags);
         let lane = table
             .get(id)
-            .and_then(|e| Some((e.op.sock()?, Dir::of(e.op.kind())?)));
+            .and_then(|e| Some((e.op.sock()?, Dir::of(&e.op)?)));
         let picked = cqueue::buffer_select(flags).and_then(|bid| {
             self.pool
                 .take_provided(bid, usize::try_from(res).unwrap_or(0))
@@ -376,6 +385,7 @@ impl Uring {
             Op::Send(s) => ops::send::uring::sqe(s),
             Op::RecvFrom(r) => ops::recv_from::uring::sqe(r, side.get_or_insert_with(Side::boxed)),
             Op::SendTo(s) => ops::send_to::uring::sqe(s, side.get_or_insert_with(Side::boxed)),
+            Op::Shutdown(s) => ops::shutdown::uring::sqe(s),
             Op::Close(c) => {
                 // From here the kernel owns the descriptor: the close consumes it.
                 let fd = c
@@ -388,9 +398,33 @@ impl Uring {
             Op::Timeout(t) => ops::timeout::uring::sqe(t, side.get_or_insert_with(Side::boxed)),
             Op::Nop(_) => ops::nop::uring::sqe(),
         };
-        self.push(table, &sqe.user_data(id.tag()))?;
+        let sqe = sqe.user_data(id.tag());
+        let entry = table.get_mut(id).expect("started op is in the table");
+        match entry.deadline {
+            // A close ends at once (its linked cancel and close are a pair of their own).
+            Some(deadline) if !matches!(entry.op, Op::Close(_)) => {
+                let side = entry.side.get_or_insert_with(Side::boxed);
+                // The kernel copies the timespec when it prepares the SQE, in the
+                // `io_uring_enter` that submits the pair; the op's Side holds it until then
+                // and longer (until the op's own final CQE, which comes after that enter).
+                let timeout = ops::timeout::uring::link_sqe(deadline, side).user_data(INTERNAL_TAG);
+                self.reserve(table, 2)?;
+                self.push(table, &sqe.flags(squeue::Flags::IO_LINK))?;
+                self.push(table, &timeout)?;
+            }
+            _ => self.push(table, &sqe)?,
+        }
         table.get_mut(id).expect("started op is in the table").marks |= IN_KERNEL;
         Ok(Started::Running)
+    }
+
+    /// Ends the ops whose linked deadline passed while they waited in their lanes (those in
+    /// the kernel end by their link timeout).
+    fn fire_timers(&mut self, table: &mut OpTable) {
+        let in_kernel = |t: &OpTable, id| t.get(id).is_some_and(|e| e.marks & IN_KERNEL != 0);
+        for id in self.timers.fire(table, in_kernel) {
+            let _ = Driver::cancel(self, table, id);
+        }
     }
 }
 
@@ -446,13 +480,21 @@ impl Driver for Uring {
     fn submit(&mut self, table: &mut OpTable, id: OpId) -> io::Result<()> {
         let entry = table.get(id).expect("submitted op is in the table");
         let kind = entry.op.kind();
-        let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(kind)) else {
+        let (Some(fd), Some(dir)) = (entry.op.sock(), Dir::of(&entry.op)) else {
             return self.start(table, id).map(drop);
         };
         if kind == OpKind::Connect {
             self.socket_gone(table, fd, Gone::Reused);
         }
-        self.enqueue(table, fd, dir, id)
+        self.enqueue(table, fd, dir, id)?;
+        if let Some(entry) = table.get(id)
+            && entry.marks & IN_KERNEL == 0
+            && let Some(deadline) = entry.deadline
+        {
+            // Queued behind another op of its lane: its deadline runs from now all the same.
+            self.timers.add_linked(table, id, deadline);
+        }
+        Ok(())
     }
 
     fn flush(&mut self, table: &mut OpTable) -> io::Result<()> {
@@ -481,6 +523,7 @@ impl Driver for Uring {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         self.arm_waker(table)?;
+        self.fire_timers(table);
         let pending = !self.ring.submission().is_empty();
         if !self.ring.completion().is_empty() {
             if pending {
@@ -489,6 +532,11 @@ impl Driver for Uring {
             self.reap(table, want);
             return Ok(());
         }
+        let timeout = if table.ready.is_empty() {
+            self.timers.bound(timeout)
+        } else {
+            Some(Duration::ZERO)
+        };
         let res = match timeout {
             Some(t) if t.is_zero() => {
                 let kernel_has_work = {
@@ -516,6 +564,7 @@ impl Driver for Uring {
             Err(e) => return Err(e),
         }
         self.reap(table, want);
+        self.fire_timers(table);
         Ok(())
     }
 
@@ -528,6 +577,7 @@ impl Driver for Uring {
             }
         }
         self.lanes.clear();
+        self.timers.clear();
         table.ready.clear();
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         let cancel_all = opcode::AsyncCancel2::new(CancelBuilder::any())
