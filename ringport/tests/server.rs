@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::pattern_bytes;
 use ringport::server::{
-    AcceptMode, CloseReason, CodecKind, Ctx, Echo, Handler, Limits, Server, ServerBuilder,
+    AcceptMode, AfterFin, CloseReason, CodecKind, Ctx, Echo, Handler, Limits, Server, ServerBuilder,
 };
 use ringport::{Backend, Buf, Completions, Outcome, Port, op};
 
@@ -31,6 +31,8 @@ on_every_backend!(
     client_that_never_reads_is_held_by_backpressure,
     handler_timers_drain_and_graceful_close,
     shutdown_closes_everyone_and_counts_it,
+    a_handler_keeps_writing_after_the_peers_fin,
+    the_server_shuts_its_side_and_keeps_reading,
 );
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -594,4 +596,76 @@ fn worker_start_hook_runs_on_every_worker() {
         .map(|i| (i, Some(format!("ringport-worker-{i}"))))
         .collect();
     assert_eq!(seen, expected);
+}
+
+/// Echoes lines; after the peer's FIN keeps writing: a last line, then its own half-close.
+struct Answerer;
+
+impl Handler for Answerer {
+    fn on_frame(&mut self, cx: &mut Ctx<'_>, frame: &[u8]) {
+        let _ = cx.send(frame);
+    }
+    fn on_peer_shutdown(&mut self, cx: &mut Ctx<'_>) -> AfterFin {
+        let _ = cx.send(b"that was all");
+        cx.shutdown_write();
+        AfterFin::KeepWriting
+    }
+}
+
+fn a_handler_keeps_writing_after_the_peers_fin(b: Backend) {
+    let server = builder(b)
+        .codec_kind(CodecKind::Line)
+        .serve(|_| Answerer)
+        .unwrap();
+    let mut c = client(server.local_addr());
+    c.write_all(b"one\ntwo\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = String::new();
+    c.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "one\ntwo\nthat was all\n");
+    eventually(&server, "closed as an orderly close both ways", |m| {
+        m.closed_by(CloseReason::PeerClosed) == 1
+    });
+    server.shutdown();
+    let m = server.join().unwrap().total();
+    assert_eq!(m.closed_total(), 1, "{m:?}");
+}
+
+/// Answers the first line, then shuts its side; counts every line after that.
+struct Listener(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Handler for Listener {
+    fn on_frame(&mut self, cx: &mut Ctx<'_>, frame: &[u8]) {
+        if cx.send(frame).is_ok() {
+            cx.shutdown_write();
+        } else {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+fn the_server_shuts_its_side_and_keeps_reading(b: Backend) {
+    let heard = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = heard.clone();
+    let server = builder(b)
+        .codec_kind(CodecKind::Line)
+        .serve(move |_| Listener(counted.clone()))
+        .unwrap();
+    let mut c = client(server.local_addr());
+    c.write_all(b"hello\n").unwrap();
+    let mut got = String::new();
+    c.read_to_string(&mut got).unwrap();
+    assert_eq!(got, "hello\n", "the answer, then the end of the stream");
+    // Our side of the stream is still open: the server still reads it.
+    for n in 0..100 {
+        c.write_all(format!("line {n}\n").as_bytes()).unwrap();
+    }
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    eventually(&server, "closed once both sides are done", |m| {
+        m.closed_by(CloseReason::PeerClosed) == 1
+    });
+    assert_eq!(heard.load(std::sync::atomic::Ordering::Relaxed), 100);
+    server.shutdown();
+    let m = server.join().unwrap().total();
+    assert_eq!(m.frames_in, 101, "{m:?}");
 }

@@ -23,7 +23,11 @@
 //! ```
 //!
 //! The receive op has its own small life ([`Reading`]): idle, armed, stopping (cancel asked),
-//! starved (the pool ran dry; re-armed when buffers are back).
+//! starved (the pool ran dry; re-armed when buffers are back). So has the sending side
+//! ([`WriteSide`]) once the handler shuts it ([`Ctx::shutdown_write`]): requested, the
+//! half-close in flight once the queue has drained, shut. A connection whose peer sent its FIN
+//! and whose handler chose [`AfterFin::KeepWriting`] stays `Open` with `peer_done` (no receive
+//! is armed again); with both sides done it ends with [`CloseReason::PeerClosed`].
 
 use std::io;
 use std::mem;
@@ -31,7 +35,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::codec::{Codec, FrameError};
-use super::handler::{CloseReason, ConnId, Ctx, Ending, Handler, SendError};
+use super::handler::{AfterFin, CloseReason, ConnId, Ctx, Ending, Handler, SendError};
 use super::limits::{Held, Limits};
 use super::metrics::WorkerCounters;
 use super::push::{Groups, Mail, Message};
@@ -227,6 +231,19 @@ impl Reading {
     }
 }
 
+/// The connection's sending side.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WriteSide {
+    /// Sending.
+    Open,
+    /// The handler shut it: no new sends; the half-close goes out once the queue has drained.
+    Requested,
+    /// The half-close (`op::Shutdown`) is in the kernel.
+    InFlight,
+    /// The peer has had our FIN (or the half-close failed and the connection is ending).
+    Shut,
+}
+
 /// What the worker does to its port after an event.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Actions {
@@ -239,6 +256,8 @@ pub(crate) struct Actions {
     pub submit_now: bool,
     /// Put the connection on the end-of-batch flush list.
     pub flush: bool,
+    /// Submit the half-close of the sending side (every queued byte has gone out).
+    pub shutdown_write: bool,
     /// The pool ran dry: re-try once buffers are back.
     pub starved: bool,
     /// Close the socket (an abort with a reset).
@@ -253,6 +272,11 @@ pub(crate) struct Core {
     pub peer: SocketAddr,
     pub phase: Phase,
     pub reading: Reading,
+    /// The sending side.
+    pub write: WriteSide,
+    /// The peer's FIN has come and the connection stays open for sending
+    /// ([`AfterFin::KeepWriting`], or our side was shut already): no more reading.
+    pub peer_done: bool,
     /// Buffers, while busy.
     pub io: Option<Box<Io>>,
     /// The worker tick of the last progress (a whole frame in, or a send completing).
@@ -265,6 +289,18 @@ impl Core {
     /// Bytes queued and in flight.
     pub fn queued_bytes(&self) -> usize {
         self.io.as_ref().map_or(0, |io| io.queued_bytes())
+    }
+
+    /// Whether new bytes may be queued: live, and the sending side not shut.
+    pub fn can_send(&self) -> bool {
+        self.phase.is_live() && self.write == WriteSide::Open
+    }
+
+    /// The handler shuts the sending side (see [`Ctx::shutdown_write`]).
+    pub fn shutdown_write(&mut self) {
+        if self.phase.is_live() && self.write == WriteSide::Open {
+            self.write = WriteSide::Requested;
+        }
     }
 
     fn in_flight(&self) -> usize {
@@ -288,17 +324,6 @@ impl Core {
             self.phase = Phase::Ending(Ending::Abort(reason));
         }
     }
-
-    /// The peer's FIN: every whole frame before it is decoded, so the end is decided now: a
-    /// frame it left unfinished is a truncated frame.
-    fn end_after_fin(&mut self) {
-        let reason = if self.has_input() {
-            CloseReason::BadFrame
-        } else {
-            CloseReason::PeerClosed
-        };
-        self.end(Ending::Graceful(reason));
-    }
 }
 
 /// A connection owned by a worker: its state and its handler.
@@ -315,6 +340,8 @@ impl<H: Handler> Conn<H> {
                 peer,
                 phase: Phase::Open,
                 reading: Reading::Idle,
+                write: WriteSide::Open,
+                peer_done: false,
                 io: None,
                 last_active: ticks,
                 cancelled: Vec::new(),
@@ -366,7 +393,7 @@ impl<H: Handler> Conn<H> {
                 }
             }
             (Ok(_), _) => match self.core.phase {
-                Phase::Open => self.core.end_after_fin(),
+                Phase::Open => self.end_after_fin(env),
                 Phase::Paused { .. } => self.core.phase = Phase::Paused { at_end: true },
                 Phase::Ending(_) | Phase::Closed(_) => {}
             },
@@ -487,10 +514,22 @@ impl<H: Handler> Conn<H> {
         self.settle(env)
     }
 
-    /// Bytes pushed to this connection (framed already). A connection that is ending takes
-    /// no more: the push is counted as dropped.
+    /// The half-close of the sending side finished. Once the peer is done too, the connection
+    /// ends; a failure (other than a cancel: closing) ends it with a reset.
+    pub fn write_shut(&mut self, env: &mut Env, result: io::Result<()>) -> Actions {
+        self.core.write = WriteSide::Shut;
+        if let Err(e) = result
+            && !crate::is_cancelled(&e)
+        {
+            self.core.abort(CloseReason::of_error(&e));
+        }
+        self.settle(env)
+    }
+
+    /// Bytes pushed to this connection (framed already). A connection that is ending, or
+    /// whose sending side is shut, takes no more: the push is counted as dropped.
     pub fn push(&mut self, env: &mut Env, framed: &[u8]) -> Actions {
-        if !self.core.phase.is_live() {
+        if !self.core.can_send() {
             WorkerCounters::add(&env.counters.pushes_dropped, 1);
             return Actions::default();
         }
@@ -596,6 +635,26 @@ impl<H: Handler> Conn<H> {
         }
     }
 
+    /// The peer's FIN, with every whole frame before it decoded: a frame it left unfinished is
+    /// a truncated frame; otherwise the handler decides (unless our side is shut already: then
+    /// both are done).
+    fn end_after_fin(&mut self, env: &mut Env) {
+        if self.core.has_input() {
+            self.core.end(Ending::Graceful(CloseReason::BadFrame));
+            return;
+        }
+        if self.core.write != WriteSide::Open {
+            self.core.peer_done = true;
+            return;
+        }
+        let mut after = AfterFin::Close;
+        self.call(env, |h, cx| after = h.on_peer_shutdown(cx));
+        match after {
+            AfterFin::Close => self.core.end(Ending::Graceful(CloseReason::PeerClosed)),
+            AfterFin::KeepWriting => self.core.peer_done = true,
+        }
+    }
+
     fn pause(&mut self, env: &mut Env) {
         self.core.phase = Phase::Paused { at_end: false };
         WorkerCounters::add(&env.counters.paused, 1);
@@ -624,7 +683,7 @@ impl<H: Handler> Conn<H> {
             }
             match &mut self.core.phase {
                 Phase::Paused { at_end: held } => *held |= at_end,
-                Phase::Open if at_end => self.core.end_after_fin(),
+                Phase::Open if at_end => self.end_after_fin(env),
                 _ => {}
             }
         } else if self.core.phase == Phase::Open && self.core.queued_bytes() > high {
@@ -638,7 +697,10 @@ impl<H: Handler> Conn<H> {
             a.cancel_recv = true;
             a.submit_now = matches!(self.core.phase, Phase::Paused { .. });
         }
-        if self.core.phase == Phase::Open && self.core.reading == Reading::Idle {
+        if self.core.phase == Phase::Open
+            && self.core.reading == Reading::Idle
+            && !self.core.peer_done
+        {
             self.core.reading = Reading::Armed;
             a.arm_recv = true;
         }
@@ -656,6 +718,17 @@ impl<H: Handler> Conn<H> {
         {
             io.dirty = true;
             a.flush = true;
+        }
+
+        // The sending side's half-close, once every queued byte is out; both sides done: end.
+        if self.core.phase.is_live() && self.core.queued_bytes() == 0 {
+            if self.core.write == WriteSide::Requested {
+                self.core.write = WriteSide::InFlight;
+                a.shutdown_write = true;
+            }
+            if self.core.write == WriteSide::Shut && self.core.peer_done {
+                self.core.end(Ending::Graceful(CloseReason::PeerClosed));
+            }
         }
 
         // Ending: close once the queue has drained (graceful) or at once (abort).
@@ -680,6 +753,7 @@ impl<H: Handler> Conn<H> {
         if let Phase::Closed(ending) = self.core.phase
             && !self.core.reading.in_kernel()
             && self.core.in_flight() == 0
+            && self.core.write != WriteSide::InFlight
         {
             if let Some(io) = self.core.io.take() {
                 env.give_io(io);

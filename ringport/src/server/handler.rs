@@ -44,6 +44,20 @@ pub trait Handler: 'static {
         let _ = (cx, msg);
     }
 
+    /// The peer shut its sending side (an orderly FIN): every whole frame before it has been
+    /// handed to [`on_frame`](Handler::on_frame), and nothing more will arrive. (A frame the
+    /// FIN left unfinished closes the connection with [`CloseReason::BadFrame`] instead, without
+    /// this call.)
+    ///
+    /// The default, [`AfterFin::Close`], closes the connection once its queued writes have gone
+    /// out, with [`CloseReason::PeerClosed`]. [`AfterFin::KeepWriting`] keeps it open for
+    /// sending (a half-closed connection: answers, pushes, timers and messages still go out)
+    /// until the handler ends it with [`Ctx::shutdown_write`] or [`Ctx::close`].
+    fn on_peer_shutdown(&mut self, cx: &mut Ctx<'_>) -> AfterFin {
+        let _ = cx;
+        AfterFin::Close
+    }
+
     /// The server is shutting down: the connection is still open and can send a goodbye,
     /// which flushes (within the grace period) before it is closed with
     /// [`CloseReason::Shutdown`].
@@ -55,6 +69,18 @@ pub trait Handler: 'static {
     fn on_close(&mut self, reason: CloseReason) {
         let _ = reason;
     }
+}
+
+/// What a connection does after its peer's FIN ([`Handler::on_peer_shutdown`]).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum AfterFin {
+    /// Close once the queued writes have gone out ([`CloseReason::PeerClosed`]).
+    #[default]
+    Close,
+    /// Stay open for sending; the handler ends the connection with [`Ctx::shutdown_write`]
+    /// (the peer gets a FIN after everything queued, then the connection closes with
+    /// [`CloseReason::PeerClosed`]) or [`Ctx::close`].
+    KeepWriting,
 }
 
 /// Why a connection was closed.
@@ -224,7 +250,7 @@ impl Ctx<'_> {
     /// drain (backpressure); above the hard limit the connection is closed
     /// ([`CloseReason::Limit`]).
     pub fn send(&mut self, payload: &[u8]) -> Result<(), SendError> {
-        if !self.core.phase.is_live() {
+        if !self.core.can_send() {
             return Err(SendError::Closed);
         }
         let env = &mut *self.env;
@@ -302,6 +328,14 @@ impl Ctx<'_> {
     /// Bytes queued and in flight on this connection.
     pub fn queued_bytes(&self) -> usize {
         self.core.queued_bytes()
+    }
+
+    /// Shuts the sending side once every queued write has gone out: the peer reads them, then
+    /// the end of the stream (a FIN), and may go on sending to us — reading goes on. Sends
+    /// after this fail with [`SendError::Closed`]. Once the peer's FIN has come too (before or
+    /// after), the connection closes with [`CloseReason::PeerClosed`].
+    pub fn shutdown_write(&mut self) {
+        self.core.shutdown_write();
     }
 
     /// Closes the connection once every queued write has been sent.

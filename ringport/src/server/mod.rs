@@ -61,7 +61,7 @@ use std::thread::JoinHandle;
 pub use codec::{
     Codec, CodecKind, Frame, FrameError, LenWidth, LengthPrefixed, Lines, RAW_CHUNK, Raw,
 };
-pub use handler::{CloseReason, ConnId, Ctx, Handler, SendError};
+pub use handler::{AfterFin, CloseReason, ConnId, Ctx, Handler, SendError};
 pub use limits::{Limits, LimitsError};
 pub use metrics::{Metrics, WorkerMetrics};
 pub use reassembly::Reassembly;

@@ -192,6 +192,7 @@ where
                         slot.conn.received(env, c.more, result, buf.as_deref())
                     }
                     Outcome::Send { result, buf } => slot.conn.sent(env, result, buf),
+                    Outcome::Shutdown(result) => slot.conn.write_shut(env, result),
                     _ => return,
                 };
                 self.apply(key, actions);
@@ -220,6 +221,16 @@ where
             }
             if a.flush {
                 self.dirty.push(key);
+            }
+            if a.shutdown_write
+                && let Some(stream) = slot.stream.as_ref()
+            {
+                let half_close = op::Shutdown::new(stream, std::net::Shutdown::Write);
+                let token = conn_token(key, slot.conn.core.id.generation);
+                if let Err(e) = self.port.submit(half_close, token) {
+                    a = slot.conn.write_shut(&mut self.env, Err(e));
+                    continue;
+                }
             }
             if let Some(ending) = a.close
                 && let Some(stream) = slot.stream.take()

@@ -30,7 +30,15 @@ struct Seen {
     closed: Option<CloseReason>,
     shutdown: bool,
     timers: Vec<u64>,
+    /// Answer a FIN with `AfterFin::KeepWriting` (and a line saying so).
+    keep_writing: bool,
+    peer_shutdowns: usize,
+    /// What `cx.send` said after the sending side was shut.
+    refused: Vec<SendError>,
 }
+
+/// A handler timer that shuts the sending side, then tries one more send.
+const SHUT_TIMER: u64 = 99;
 
 /// Echoes every frame; says goodbye on shutdown.
 struct Echoer(Rc<RefCell<Seen>>);
@@ -40,8 +48,24 @@ impl Handler for Echoer {
         self.0.borrow_mut().frames.push(frame.to_vec());
         let _ = cx.send(frame);
     }
-    fn on_timer(&mut self, _cx: &mut Ctx<'_>, timer: u64) {
+    fn on_timer(&mut self, cx: &mut Ctx<'_>, timer: u64) {
         self.0.borrow_mut().timers.push(timer);
+        if timer == SHUT_TIMER {
+            cx.shutdown_write();
+            if let Err(e) = cx.send(b"too late") {
+                self.0.borrow_mut().refused.push(e);
+            }
+        }
+    }
+    fn on_peer_shutdown(&mut self, cx: &mut Ctx<'_>) -> AfterFin {
+        let mut seen = self.0.borrow_mut();
+        seen.peer_shutdowns += 1;
+        if seen.keep_writing {
+            let _ = cx.send(b"still here");
+            AfterFin::KeepWriting
+        } else {
+            AfterFin::Close
+        }
     }
     fn on_shutdown(&mut self, cx: &mut Ctx<'_>) {
         self.0.borrow_mut().shutdown = true;
@@ -62,6 +86,10 @@ struct Sim {
     cancel_asked: bool,
     dirty: bool,
     in_flight: Option<Buf>,
+    /// The half-close of the sending side is in the kernel.
+    half_close: bool,
+    /// It completed: every byte sent before it is all the peer gets.
+    write_shut: bool,
     sent: Vec<u8>,
     closed: Option<Ending>,
     removed: Option<CloseReason>,
@@ -99,6 +127,8 @@ impl Sim {
             cancel_asked: false,
             dirty: false,
             in_flight: None,
+            half_close: false,
+            write_shut: false,
             sent: Vec::new(),
             closed: None,
             removed: None,
@@ -123,6 +153,14 @@ impl Sim {
         }
         self.starved |= a.starved;
         self.dirty |= a.flush;
+        if a.shutdown_write {
+            assert!(!self.half_close && !self.write_shut, "a second half-close");
+            assert!(
+                self.in_flight.is_none() && !self.dirty,
+                "a half-close before the queue drained"
+            );
+            self.half_close = true;
+        }
         if let Some(e) = a.close {
             assert!(self.closed.is_none(), "closed twice");
             self.closed = Some(e);
@@ -174,11 +212,36 @@ impl Sim {
         true
     }
 
+    /// The half-close in flight completes.
+    fn half_close_done(&mut self) -> bool {
+        if !std::mem::take(&mut self.half_close) {
+            return false;
+        }
+        self.write_shut = true;
+        let a = self.conn.write_shut(&mut self.env, Ok(()));
+        self.apply(a);
+        true
+    }
+
+    /// A handler timer fires now.
+    fn fire(&mut self, timer: u64) {
+        self.conn.core.cancelled.clear();
+        let due = Due {
+            key: 0,
+            generation: 0,
+            timer,
+            seq: 0,
+        };
+        let a = self.conn.timer(&mut self.env, due);
+        self.apply(a);
+    }
+
     /// The kernel gives everything back: cancels complete, sends finish.
     fn settle_kernel(&mut self) {
         for _ in 0..100 {
             self.batch_end();
             let mut progressed = self.send_done();
+            progressed |= self.half_close_done();
             if self.armed && (self.cancel_asked || self.closed.is_some()) {
                 self.recv_end(false);
                 progressed = true;
@@ -485,4 +548,76 @@ proptest! {
         prop_assert_eq!(sim.removed, Some(CloseReason::PeerClosed));
         prop_assert_eq!(sim.budget.used(), 0);
     }
+}
+
+#[test]
+fn the_default_after_a_fin_is_an_orderly_close() {
+    let mut sim = Sim::new();
+    sim.recv(b"a\n");
+    sim.recv_end(true);
+    sim.settle_kernel();
+    assert_eq!(sim.sent, b"a\n");
+    assert_eq!(sim.seen.borrow().peer_shutdowns, 1);
+    assert_eq!(sim.removed, Some(CloseReason::PeerClosed));
+    assert!(!sim.write_shut, "a close, not a half-close");
+}
+
+#[test]
+fn keep_writing_after_the_peers_fin_then_shut_our_side() {
+    let mut sim = Sim::new();
+    sim.seen.borrow_mut().keep_writing = true;
+    sim.recv(b"a\n");
+    sim.recv_end(true);
+    sim.settle_kernel();
+    assert!(!sim.armed, "nothing more to read after the FIN");
+    assert_eq!(
+        sim.phase(),
+        Phase::Open,
+        "half-closed: still open for sending"
+    );
+    assert_eq!(sim.sent, b"a\nstill here\n");
+    // A push still goes out; then the handler shuts its side.
+    let a = sim.conn.push(&mut sim.env, b"pushed\n");
+    sim.apply(a);
+    sim.fire(SHUT_TIMER);
+    assert_eq!(sim.seen.borrow().refused, vec![SendError::Closed]);
+    assert!(!sim.half_close, "the half-close waits for the queue");
+    sim.settle_kernel();
+    assert_eq!(sim.sent, b"a\nstill here\npushed\n");
+    assert!(sim.write_shut);
+    assert_eq!(sim.removed, Some(CloseReason::PeerClosed));
+}
+
+#[test]
+fn shutting_our_side_first_keeps_reading_until_the_peers_fin() {
+    let mut sim = Sim::new();
+    sim.recv(b"a\n");
+    sim.fire(SHUT_TIMER);
+    sim.settle_kernel();
+    assert!(sim.write_shut, "half-closed after the echo went out");
+    assert_eq!(sim.sent, b"a\n");
+    assert!(sim.armed, "still reading");
+    assert_eq!(sim.phase(), Phase::Open);
+    // Frames still reach the handler; its answers are refused (our side is shut) and a push
+    // is dropped, counted.
+    sim.recv(b"b\n");
+    assert_eq!(sim.seen.borrow().frames.len(), 2);
+    let a = sim.conn.push(&mut sim.env, b"pushed\n");
+    sim.apply(a);
+    sim.recv_end(true);
+    sim.settle_kernel();
+    assert_eq!(sim.sent, b"a\n");
+    assert_eq!(
+        sim.seen.borrow().peer_shutdowns,
+        0,
+        "both sides done: no question to ask"
+    );
+    assert_eq!(sim.removed, Some(CloseReason::PeerClosed));
+    assert_eq!(
+        sim.env
+            .counters
+            .pushes_dropped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
